@@ -1,0 +1,1 @@
+"""Development-only tooling: embedded infrastructure, process supervisor, demo campaign."""

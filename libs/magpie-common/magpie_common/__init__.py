@@ -1,0 +1,1 @@
+"""Shared plumbing of the Magpie services. One place for each piece: config, Kafka, storage, metrics, logging."""
