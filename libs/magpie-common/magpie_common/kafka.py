@@ -137,7 +137,8 @@ class ConsumerLoop(Generic[M]):
         from_beginning: bool = True,
     ) -> None:
         self.settings = settings
-        self.group_id = group_id
+        # Groups live in the deployment's namespace (the topic prefix), like the topics they read.
+        self.group_id = settings.topic_prefix + group_id
         self.topic = topic
         self.message_type = message_type
         self.handler = handler
@@ -149,8 +150,8 @@ class ConsumerLoop(Generic[M]):
         self._consumer = AIOKafkaConsumer(
             topic_name(settings, topic),
             **settings.kafka_client_options(),  # type: ignore[arg-type]
-            group_id=group_id,
-            client_id=group_id,
+            group_id=self.group_id,
+            client_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
             session_timeout_ms=10000,
