@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PACKAGES := libs/magpie-common deploy/embedded $(wildcard services/*)
+PACKAGES := libs/magpie-common deploy/embedded $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard proto/magpie/v1/*.proto)
 GEN_DIR := libs/magpie-common
