@@ -1,0 +1,37 @@
+"""AK/SK (SDK-HMAC-SHA256) authentication for the gateway: signature verification, replay protection,
+and the ASGI middleware that puts the authenticated ``Principal`` on ``request.state``."""
+
+from magpie_gateway.auth.middleware import SignatureAuthMiddleware
+from magpie_gateway.auth.principal import Credential, CredentialLookup, Principal, get_principal
+from magpie_gateway.auth.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
+from magpie_gateway.auth.signature import (
+    AuthorizationHeader,
+    ClockSkewError,
+    InvalidDateError,
+    MalformedAuthorizationError,
+    MissingDateError,
+    SignatureError,
+    SignatureMismatchError,
+    parse_authorization,
+    verify,
+)
+
+__all__ = [
+    "AuthorizationHeader",
+    "ClockSkewError",
+    "Credential",
+    "CredentialLookup",
+    "InvalidDateError",
+    "MalformedAuthorizationError",
+    "MemoryReplayStore",
+    "MissingDateError",
+    "Principal",
+    "RedisReplayStore",
+    "ReplayStore",
+    "SignatureAuthMiddleware",
+    "SignatureError",
+    "SignatureMismatchError",
+    "get_principal",
+    "parse_authorization",
+    "verify",
+]

@@ -1,0 +1,218 @@
+"""ASGI middleware authenticating Huawei Cloud SDK AK/SK (``SDK-HMAC-SHA256``) signed requests.
+
+On success the body is buffered once (it is needed for the payload hash), replayed to the application
+unchanged, and ``request.state.principal`` holds a ``Principal``. On failure the middleware answers itself
+with the KooMessage error body and an ``X-Request-Id`` header:
+
+====  =============  ================================================================================
+HTTP  error_code     error_msg (after ``Incorrect IAM authentication information: ``)
+====  =============  ================================================================================
+401   APIGW.0301     ``Authorization header is missing`` / ``unsupported signing algorithm ...`` /
+                     other malformed-header reasons (``MalformedAuthorizationError``)
+401   APIGW.0301     ``X-Sdk-Date header is missing`` / ``X-Sdk-Date must look like ...``
+401   APIGW.0301     ``X-Sdk-Date is more than 15 minutes away from the server time`` (clock skew)
+401   APIGW.0301     ``verify aksk signature fail`` (wrong secret, tampered path/query/headers/body)
+401   APIGW.0301     ``access key not found`` / ``access key is disabled``
+401   APIGW.0301     ``request has already been used`` (replayed signature)
+413   KM.00000413    ``Request body too large`` (body above ``max_body_bytes``)
+====  =============  ================================================================================
+
+All authentication failures share APIGW.0301, like Huawei Cloud's API gateway; the message tells which check
+failed. Paths in ``exempt_paths`` (health checks) are passed through unauthenticated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from magpie_gateway.auth.principal import PRINCIPAL_STATE_KEY, CredentialLookup, Principal
+from magpie_gateway.auth.replay import ReplayStore
+from magpie_gateway.auth.signature import (
+    DEFAULT_MAX_SKEW,
+    AuthorizationHeader,
+    MalformedAuthorizationError,
+    SignatureError,
+    normalize_headers,
+    parse_authorization,
+    verify,
+)
+from magpie_gateway.errors import AUTH_FAILED, REQUEST_TOO_LARGE, ensure_request_id, error_response
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+PROJECT_ID_HEADER = "x-project-id"
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _ClientDisconnected(Exception):
+    pass
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientDisconnected
+        if message["type"] != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replaying_receive(body: bytes, receive: Receive) -> Receive:
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _raw_path(scope: Scope) -> str:
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and raw:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+    return quote(scope.get("root_path", "") + scope["path"], safe="/~")
+
+
+class SignatureAuthMiddleware:
+    """Authenticate every HTTP request against ``lookup`` (see module docstring for the error responses)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        lookup: CredentialLookup,
+        replay_store: ReplayStore | None = None,
+        max_skew: timedelta = DEFAULT_MAX_SKEW,
+        exempt_paths: Collection[str] = (),
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        allow_unsigned_payload: bool = True,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.app = app
+        self._lookup = lookup
+        self._replay_store = replay_store
+        self._max_skew = max_skew
+        self._exempt_paths = frozenset(exempt_paths)
+        self._max_body_bytes = max_body_bytes
+        self._allow_unsigned_payload = allow_unsigned_payload
+        self._clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        request_id = ensure_request_id(scope)
+
+        async def reject(reason: str, access_key: str | None = None) -> None:
+            logger.info("authentication failed request_id=%s access_key=%s reason=%s", request_id, access_key, reason)
+            response = error_response(
+                AUTH_FAILED.http_status, AUTH_FAILED.code, f"{AUTH_FAILED.message}: {reason}", request_id
+            )
+            await response(scope, receive, send)
+
+        headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
+        normalized = normalize_headers(headers)
+        authorization_values = normalized.get("authorization", [])
+        try:
+            if len(authorization_values) > 1:
+                raise MalformedAuthorizationError("Authorization header is repeated")
+            authorization = parse_authorization(authorization_values[0] if authorization_values else None)
+        except SignatureError as exc:
+            await reject(exc.reason)
+            return
+
+        credential = await self._lookup(authorization.access_key)
+        if credential is None:
+            await reject("access key not found", authorization.access_key)
+            return
+        if not credential.enabled:
+            await reject("access key is disabled", authorization.access_key)
+            return
+
+        declared_length = normalized.get("content-length", ["0"])[0]
+        try:
+            body = await self._read_limited_body(declared_length, receive)
+        except _BodyTooLarge:
+            response = error_response(
+                REQUEST_TOO_LARGE.http_status,
+                REQUEST_TOO_LARGE.code,
+                f"{REQUEST_TOO_LARGE.message}: at most {self._max_body_bytes} bytes",
+                request_id,
+            )
+            await response(scope, receive, send)
+            return
+        except _ClientDisconnected:
+            return
+
+        try:
+            verify(
+                scope["method"],
+                _raw_path(scope),
+                scope.get("query_string", b"").decode("latin-1"),
+                headers,
+                body,
+                credential.secret_key,
+                authorization=authorization,
+                now=self._clock(),
+                max_skew=self._max_skew,
+                allow_unsigned_payload=self._allow_unsigned_payload,
+            )
+        except SignatureError as exc:
+            await reject(exc.reason, authorization.access_key)
+            return
+
+        if self._replay_store is not None and not await self._replay_store.claim(
+            authorization.access_key, authorization.signature
+        ):
+            await reject("request has already been used", authorization.access_key)
+            return
+
+        scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = Principal(
+            access_key=credential.access_key,
+            tenant_id=credential.tenant_id,
+            user_id=credential.user_id,
+            user_name=credential.user_name,
+            project_id=_signed_project_id(normalized, authorization),
+        )
+        await self.app(scope, _replaying_receive(body, receive), send)
+
+    async def _read_limited_body(self, declared_length: str, receive: Receive) -> bytes:
+        if declared_length.strip().isdigit() and int(declared_length) > self._max_body_bytes:
+            raise _BodyTooLarge
+        return await _read_body(receive, self._max_body_bytes)
+
+
+def _signed_project_id(headers: dict[str, list[str]], authorization: AuthorizationHeader) -> str | None:
+    values = headers.get(PROJECT_ID_HEADER)
+    if PROJECT_ID_HEADER not in authorization.signed_headers or not values:
+        return None
+    return values[0].strip() or None
