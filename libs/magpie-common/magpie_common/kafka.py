@@ -146,34 +146,39 @@ class ConsumerLoop(Generic[M]):
         self.max_records = max_records
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
+        self.from_beginning = from_beginning
         self._stopping = asyncio.Event()
-        self._consumer = AIOKafkaConsumer(
-            topic_name(settings, topic),
-            **settings.kafka_client_options(),  # type: ignore[arg-type]
+        self._consumer: AIOKafkaConsumer | None = None
+        self.ready = False
+        self.last_activity = time.monotonic()
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            topic_name(self.settings, self.topic),
+            **self.settings.kafka_client_options(),  # type: ignore[arg-type]
             group_id=self.group_id,
             client_id=self.group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest" if from_beginning else "latest",
+            auto_offset_reset="earliest" if self.from_beginning else "latest",
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
             max_poll_interval_ms=300000,
             max_partition_fetch_bytes=4 << 20,
             fetch_max_bytes=16 << 20,
         )
-        self.ready = False
-        self.last_activity = time.monotonic()
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand, commit it, and return."""
         self._stopping.set()
 
     async def run(self) -> None:
-        await self._consumer.start()
+        consumer = self._consumer = self._new_consumer()
+        await consumer.start()
         self.ready = True
         name = topic_name(self.settings, self.topic)
         try:
             while not self._stopping.is_set():
-                fetch = asyncio.ensure_future(self._consumer.getmany(timeout_ms=500, max_records=self.max_records))
+                fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=500, max_records=self.max_records))
                 stop_wait = asyncio.ensure_future(self._stopping.wait())
                 done, _ = await asyncio.wait({fetch, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 stop_wait.cancel()
@@ -191,13 +196,13 @@ class ConsumerLoop(Generic[M]):
                     break
                 offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
                 try:
-                    await self._consumer.commit(offsets)
+                    await consumer.commit(offsets)
                 except (CommitFailedError, KafkaError) as exc:
                     # The group rebalanced under us: the new owner replays these records; handlers are idempotent.
                     log.warning("offset commit failed; records will be replayed", extra={"error": repr(exc)})
         finally:
             self.ready = False
-            await self._consumer.stop()
+            await consumer.stop()
 
     async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord], name: str) -> None:
         RECORDS_IN.labels(self.group_id, name).inc(len(records))

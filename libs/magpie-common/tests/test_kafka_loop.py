@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from magpie.v1 import billing_pb2, task_pb2
 
+from magpie.v1 import billing_pb2, task_pb2
 from magpie_common.config import Settings
 from magpie_common.kafka import ConsumerLoop, Decoded, EventProducer, PoisonMessage
 from magpie_common.testing import collect

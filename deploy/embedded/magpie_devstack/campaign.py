@@ -1,0 +1,386 @@
+"""A smart-message campaign driven the way a KooMessage customer drives it: through the official SDK.
+
+Shared by ``make run`` (the demo), the end-to-end tests and the benchmark:
+
+- ``provision_tenant``: a tenant with an AK/SK pair (internal admin endpoint of the gateway) and a quota package
+- ``Population``: synthetic subscribers: capable handsets, incapable ones (app too old), unknown devices and
+  malformed numbers; the device registry of the number-resolver is seeded with the known ones
+- ``prerequisites``: SMS app, signature, SMS template with the link variable, AIM card template, callback; waits
+  until the reviews approve them
+- ``send``: the send task (``sms_channel`` + ``resolve_task.params``), then ``wait_until_final``
+- ``Handsets``: plays the handsets' messaging apps: reads what the carrier delivered and resolves the links
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkkoomessage.v1 import (
+    AddAimMsgSignatureRequest,
+    AddCallBackRequest,
+    AddCallbackRequestBody,
+    AimPersonalTemplateContent,
+    AimPersonalTemplateFactory,
+    AimPersonalTemplatePage,
+    AimPersonalTemplateParam,
+    AIMResolveTask,
+    CreateAimMsgTemplateRequest,
+    CreateAimPersonalTemplateRequest,
+    CreateAimPersonalTemplateRequestBody,
+    CreateAimSendTaskRequest,
+    CreateAimSendTaskRequestBody,
+    CreateResolveTaskParam,
+    CreateSmsAppRequest,
+    KooMessageClient,
+    ListAimMsgSignatureRequest,
+    ListAimMsgTemplateRequest,
+    ListAimSendTasksRequest,
+    ListAimTemplatesRequest,
+    MsgAppRequest,
+    MsgTemplateRequest,
+    SignatureRequest,
+    SmsChannel,
+)
+
+VENDORS = ["HUAWEI", "HONOR", "XIAOMI", "OPPO", "VIVO"]
+
+
+def sdk_client(gateway_url: str, access_key: str, secret_key: str) -> KooMessageClient:
+    return (
+        KooMessageClient.new_builder()
+        .with_credentials(BasicCredentials(access_key, secret_key))
+        .with_endpoints([gateway_url])
+        .build()
+    )
+
+
+@dataclass
+class Tenant:
+    tenant_id: str
+    access_key: str
+    secret_key: str
+
+
+def provision_tenant(gateway_url: str, admin_token: str, name: str) -> Tenant:
+    response = httpx.post(
+        f"{gateway_url}/internal/tenants", json={"name": name}, headers={"X-Admin-Token": admin_token}, timeout=30
+    )
+    response.raise_for_status()
+    body = response.json()
+    return Tenant(body["tenant_id"], body["access_key"], body["secret_key"])
+
+
+def buy_package(billing_url: str, tenant_id: str, product: str, quantity: int) -> dict[str, Any]:
+    response = httpx.post(
+        f"{billing_url}/internal/tenants/{tenant_id}/packages",
+        json={"product": product, "quantity": quantity},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def billing_summary(billing_url: str, tenant_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{billing_url}/internal/tenants/{tenant_id}/summary", timeout=30)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+# --- subscribers -----------------------------------------------------------------------------------------------
+# China Mobile, China Unicom and China Telecom segments, so the carrier assignment has something to do.
+SEGMENTS = ["139", "138", "135", "186", "185", "156", "189", "133", "177"]
+
+CAPABLE_DEVICES = [
+    # brand, model, os_name, os_version, app_version
+    ("HUAWEI", "Mate 40 Pro", "HarmonyOS", "3.0.0", "11.1.1.400"),
+    ("HUAWEI", "P50", "HarmonyOS", "2.0.0", "11.1.0.551"),
+    ("HUAWEI", "nova 9", "EMUI", "11.0", "11.0.1.631"),
+    ("HONOR", "Magic 5 Pro", "MagicOS", "7.1", "11.1.1.400"),
+]
+INCAPABLE_DEVICES = [
+    ("HUAWEI", "P30", "EMUI", "10.0", "10.1.1.100"),  # messaging app too old
+    ("HUAWEI", "Mate 20", "EMUI", "8.0", "11.1.1.400"),  # OS too old
+]
+DEVICE_FIELDS = ["mobile", "brand", "model", "os_name", "os_version", "app_version"]
+
+
+@dataclass
+class Subscriber:
+    mobile: str
+    kind: str  # capable | incapable | unknown | invalid
+    device: tuple[str, str, str, str, str] | None = None
+
+
+@dataclass
+class Population:
+    subscribers: list[Subscriber]
+
+    @classmethod
+    def synthetic(
+        cls, n: int, *, seed: int = 7, capable: float = 0.6, incapable: float = 0.2, invalid: float = 0.05
+    ) -> Population:
+        rng = random.Random(seed)
+        used: set[str] = set()
+        people: list[Subscriber] = []
+        for i in range(n):
+            roll = rng.random()
+            if roll < invalid:
+                people.append(Subscriber(f"1{rng.randint(0, 9)}{i:05d}", "invalid"))  # too short
+                continue
+            while True:
+                mobile = rng.choice(SEGMENTS) + f"{rng.randint(0, 99_999_999):08d}"
+                if mobile not in used:
+                    used.add(mobile)
+                    break
+            roll = rng.random()
+            if roll < capable:
+                people.append(Subscriber(mobile, "capable", rng.choice(CAPABLE_DEVICES)))
+            elif roll < capable + incapable:
+                people.append(Subscriber(mobile, "incapable", rng.choice(INCAPABLE_DEVICES)))
+            else:
+                people.append(Subscriber(mobile, "unknown"))
+        return cls(people)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for s in self.subscribers if s.kind == kind)
+
+    def devices_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(DEVICE_FIELDS)
+        for s in self.subscribers:
+            if s.device is not None:
+                writer.writerow([s.mobile, *s.device])
+        return out.getvalue()
+
+
+def seed_devices(resolver_url: str, population: Population) -> dict[str, Any]:
+    response = httpx.post(
+        f"{resolver_url}/internal/devices/import",
+        content=population.devices_csv().encode(),
+        headers={"Content-Type": "text/csv"},
+        timeout=300,
+    )
+    response.raise_for_status()
+    return dict(response.json())
+
+
+# --- prerequisites ---------------------------------------------------------------------------------------------
+@dataclass
+class Prerequisites:
+    app_name: str
+    app_id: str
+    sign_name: str
+    signature_id: str
+    sms_template_id: str
+    tpl_id: str
+    callback_id: str | None = None
+
+
+def _wait(what: str, check: Callable[[], bool], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not approved within {timeout_s}s")
+        time.sleep(0.3)
+
+
+def prerequisites(client: KooMessageClient, *, callback_url: str | None = None, suffix: str = "") -> Prerequisites:
+    app = client.create_sms_app(CreateSmsAppRequest(body=MsgAppRequest(app_name=f"demo_app{suffix}")))
+    sign = "喜鹊商城"
+    signature = client.add_aim_msg_signature(
+        AddAimMsgSignatureRequest(
+            body=SignatureRequest(
+                signature_name=sign,
+                signature_type="PROMOTION_TYPE",
+                app_id=app.app_id,
+                signature_source=0,
+                apply_desc="demo shop",
+                is_involved_third="no",
+            )
+        )
+    )
+    sms_template = client.create_aim_msg_template(
+        CreateAimMsgTemplateRequest(
+            body=MsgTemplateRequest(
+                app_id=app.app_id,
+                signature_id=signature.signature_id,
+                template_name="双十一会员日",
+                template_type="PROMOTION_TYPE",
+                template_content="尊敬的会员，您的双十一专属优惠已到账，点击 ${1} 查看。拒收请回复R",
+                template_desc="smart message with the link in ${1}",
+            )
+        )
+    )
+    page = AimPersonalTemplatePage(
+        page_order=1,
+        contents=[
+            AimPersonalTemplateContent(type="image", src_type=1, src="https://img.example.com/banner.png"),
+            AimPersonalTemplateContent(type="text", content="双十一会员日", is_text_title="true"),
+            AimPersonalTemplateContent(type="text", content="${name}，您有一张 ${amount} 元优惠券待领取"),
+            AimPersonalTemplateContent(
+                type="button",
+                content="立即领取",
+                action_type="OPEN_BROWSER",
+                action={"target": "https://shop.example.com/coupon"},  # type: ignore[arg-type]
+            ),
+        ],
+    )
+    card = client.create_aim_personal_template(
+        CreateAimPersonalTemplateRequest(
+            body=CreateAimPersonalTemplateRequestBody(
+                card_id="StandardImageAndText",
+                tpl_name="双十一优惠券",
+                scene="marketing",
+                use_id=1,
+                sms_signs=[sign],
+                pages=[page],
+                params=[
+                    AimPersonalTemplateParam(type=1, name="name", example="张三"),
+                    AimPersonalTemplateParam(type=1, name="amount", example="50"),
+                ],
+                factorys=[AimPersonalTemplateFactory(factory_type=v) for v in VENDORS],
+            )
+        )
+    )
+    tpl_id = card.data.tpl_id
+    callback_id = None
+    if callback_url:
+        added = client.add_call_back(
+            AddCallBackRequest(body=AddCallbackRequestBody(callback_url=callback_url, url_type=0))
+        )
+        callback_id = added.data.id if added.data else None
+
+    def signature_ok() -> bool:
+        found = client.list_aim_msg_signature(ListAimMsgSignatureRequest(signature_id=signature.signature_id))
+        return any(str(s.status) in {"1", "APPROVED", "处理完毕"} or s.status == 1 for s in found.signatures or [])
+
+    def template_ok() -> bool:
+        found = client.list_aim_msg_template(ListAimMsgTemplateRequest(template_id=sms_template.template_id))
+        return any(str(t.status) in {"1", "APPROVED"} or t.status == 1 for t in found.templates or [])
+
+    def card_ok() -> bool:
+        found = client.list_aim_templates(ListAimTemplatesRequest(tpl_id=tpl_id))
+        return any(str(t.tpl_state) == "1" for t in found.templates or [])
+
+    _wait("signature", signature_ok)
+    _wait("SMS template", template_ok)
+    _wait("card template", card_ok)
+    return Prerequisites(
+        app_name=f"demo_app{suffix}",
+        app_id=app.app_id,
+        sign_name=sign,
+        signature_id=signature.signature_id,
+        sms_template_id=sms_template.template_id,
+        tpl_id=tpl_id,
+        callback_id=callback_id,
+    )
+
+
+# --- the campaign ----------------------------------------------------------------------------------------------
+def send(client: KooMessageClient, pre: Prerequisites, population: Population, *, name: str = "双十一") -> str:
+    params = [
+        CreateResolveTaskParam(cust_flag=s.mobile, dync_params={"name": f"会员{i}", "amount": str(10 + i % 90)})
+        for i, s in enumerate(population.subscribers)
+    ]
+    response = client.create_aim_send_task(
+        CreateAimSendTaskRequest(
+            body=CreateAimSendTaskRequestBody(
+                task_name=name,
+                sms_channel=SmsChannel(
+                    sms_tpl_id=pre.sms_template_id, sms_sign=pre.sign_name, sms_app_name=pre.app_name
+                ),
+                resolve_task=AIMResolveTask(
+                    tpl_id=pre.tpl_id, aim_code_type="individual", generation_type="1", expiration_time=7, params=params
+                ),
+            )
+        )
+    )
+    return str(response.task_id)
+
+
+@dataclass
+class Progress:
+    task_id: str
+    state: str
+    submitted: int
+    resolvable: int
+    sent: int
+    delivered: int
+    resolved: int
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def task_progress(client: KooMessageClient, task_id: str) -> Progress:
+    found = client.list_aim_send_tasks(ListAimSendTasksRequest(task_id=task_id))
+    task = (found.aim_send_tasks or [None])[0]
+    if task is None:
+        raise LookupError(f"task {task_id} not found")
+    return Progress(
+        task_id=task_id,
+        state=str(task.task_state),
+        submitted=int(task.submission_count or 0),
+        resolvable=int(task.support_resolve_count or 0),
+        sent=int(task.send_count or 0),
+        delivered=int(task.success_number or 0),
+        resolved=int(task.resolve_count or 0),
+        raw=task.to_dict(),
+    )
+
+
+def task_summary(gateway_url: str, client: KooMessageClient, task_id: str) -> dict[str, Any]:
+    """Magpie's per-task number-check and delivery summary (an extension endpoint, signed like every call)."""
+    raw = client.list_aim_send_tasks(ListAimSendTasksRequest(task_id=task_id)).raw_content
+    import json
+
+    body = json.loads(raw)
+    tasks = body.get("aim_send_tasks") or []
+    return dict(tasks[0].get("magpie_summary", {})) if tasks else {}
+
+
+# --- handsets ------------------------------------------------------------------------------------------------
+LINK = re.compile(r"https?://[^\s/]+/([A-Za-z0-9]{6,16})\b")
+
+
+class Handsets:
+    """The messaging apps of capable handsets: resolve the short link of each smart message they received."""
+
+    def __init__(self, simulator_url: str, shortlink_url: str) -> None:
+        self.simulator_url = simulator_url.rstrip("/")
+        self.shortlink_url = shortlink_url.rstrip("/")
+        self.resolved: set[str] = set()
+
+    def delivered_links(self, capable: set[str]) -> list[str]:
+        response = httpx.get(f"{self.simulator_url}/submissions", timeout=60)
+        response.raise_for_status()
+        codes = []
+        for item in response.json().get("submissions", []):
+            destination = str(item.get("destination_addr", ""))
+            if destination[-11:] not in capable:
+                continue
+            match = LINK.search(str(item.get("text", "")))
+            if match:
+                codes.append(match.group(1))
+        return codes
+
+    def resolve(self, codes: list[str], *, fraction: float = 1.0, seed: int = 11) -> int:
+        rng = random.Random(seed)
+        done = 0
+        with httpx.Client(timeout=30) as http:
+            for code in codes:
+                if code in self.resolved or rng.random() > fraction:
+                    continue
+                response = http.post(f"{self.shortlink_url}/v1/resolve", json={"code": code})
+                if response.status_code == 200:
+                    self.resolved.add(code)
+                    done += 1
+        return done
