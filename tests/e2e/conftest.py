@@ -30,7 +30,7 @@ def start_stack(simulator_options: dict[str, str] | None = None) -> Stack:
 
 @pytest.fixture(scope="module")
 def stack(infra_env: dict[str, str]) -> Iterator[Stack]:
-    stack = start_stack({"MAGPIE_SIM_FAILURE_RATE": "0.05", "MAGPIE_SIM_DLR_DELAY_MS": "50", "MAGPIE_SIM_SEED": "3"})
+    stack = start_stack({"MAGPIE_SIM_FAILURE_RATE": "0.05", "MAGPIE_SIM_DLR_DELAY": "0.05", "MAGPIE_SIM_SEED": "3"})
     yield stack
     codes = stack.down()
     # Every service drains and exits cleanly on SIGTERM.

@@ -360,11 +360,11 @@ class Handsets:
         self.resolved: set[str] = set()
 
     def delivered_links(self, capable: set[str]) -> list[str]:
-        response = httpx.get(f"{self.simulator_url}/submissions", timeout=60)
+        response = httpx.get(f"{self.simulator_url}/messages", timeout=60)
         response.raise_for_status()
         codes = []
-        for item in response.json().get("submissions", []):
-            destination = str(item.get("destination_addr", ""))
+        for item in response.json().get("messages", []):
+            destination = str(item.get("destination", ""))
             if destination[-11:] not in capable:
                 continue
             match = LINK.search(str(item.get("text", "")))

@@ -59,7 +59,7 @@ class StackPorts:
 
 
 SMPP_SYSTEM_ID = "magpie"
-SMPP_PASSWORD = "magpie-pw"
+SMPP_PASSWORD = "magpiepw"
 
 
 class Stack:
