@@ -88,7 +88,8 @@ def test_campaign_end_to_end(stack: Stack) -> None:
             products = {p["product"]: p for p in summary["products"]}
             sms_units = products.get("AIM_SMS", {}).get("charged", 0)
             resolution_units = products.get("AIM_RESOLUTION", {}).get("charged", 0)
-            expected_sms = sum(int(d.get("segments") or 1) for d in delivered)
+            parts = campaign.carrier_parts(stack.simulator_url)
+            expected_sms = sum(parts[str(d["cust_flag"])] for d in delivered)
             if sms_units == expected_sms and resolution_units == len(handsets.resolved):
                 break
             assert time.monotonic() < deadline, (summary, expected_sms, len(handsets.resolved))

@@ -347,6 +347,17 @@ def task_summary(gateway_url: str, client: KooMessageClient, task_id: str) -> di
     return dict(tasks[0].get("magpie_summary", {})) if tasks else {}
 
 
+def carrier_parts(simulator_url: str) -> dict[str, int]:
+    """SMS parts (billable segments) the carrier received, per mobile (last 11 digits of the destination)."""
+    response = httpx.get(f"{simulator_url.rstrip('/')}/messages", timeout=60)
+    response.raise_for_status()
+    parts: dict[str, int] = {}
+    for item in response.json().get("messages", []):
+        mobile = str(item.get("destination", ""))[-11:]
+        parts[mobile] = parts.get(mobile, 0) + int(item.get("parts") or 1) * int(item.get("count") or 1)
+    return parts
+
+
 # --- handsets ------------------------------------------------------------------------------------------------
 LINK = re.compile(r"https?://[^\s/]+/([A-Za-z0-9]{6,16})\b")
 
