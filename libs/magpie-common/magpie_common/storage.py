@@ -17,5 +17,10 @@ def service_db(client: AsyncMongoClient, settings: Settings, service: str) -> As
     return client[settings.db_name(service)]
 
 
-def redis_client(settings: Settings) -> aioredis.Redis:
-    return aioredis.from_url(settings.redis_url, decode_responses=False, health_check_interval=30)
+def redis_client(settings: Settings, max_connections: int = 64) -> aioredis.Redis:
+    """A client whose pool waits for a free connection under bursts instead of failing (redis-py's default pool
+    raises MaxConnectionsError past its cap)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=max_connections, timeout=10, health_check_interval=30
+    )
+    return aioredis.Redis(connection_pool=pool, decode_responses=False)
