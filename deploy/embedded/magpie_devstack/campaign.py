@@ -262,11 +262,11 @@ def prerequisites(client: KooMessageClient, *, callback_url: str | None = None, 
 
     def signature_ok() -> bool:
         found = client.list_aim_msg_signature(ListAimMsgSignatureRequest(signature_id=signature.signature_id))
-        return any(str(s.status) in {"1", "APPROVED", "处理完毕"} or s.status == 1 for s in found.signatures or [])
+        return any(str(s.status) in {"1", "APPROVED", "处理完毕"} or s.status == 1 for s in found.result or [])
 
     def template_ok() -> bool:
         found = client.list_aim_msg_template(ListAimMsgTemplateRequest(template_id=sms_template.template_id))
-        return any(str(t.status) in {"1", "APPROVED"} or t.status == 1 for t in found.templates or [])
+        return any(str(t.status) in {"1", "APPROVED"} or t.status == 1 for t in found.result or [])
 
     def card_ok() -> bool:
         found = client.list_aim_templates(ListAimTemplatesRequest(tpl_id=tpl_id))

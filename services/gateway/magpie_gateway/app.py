@@ -1,0 +1,74 @@
+"""The FastAPI application: KooMessage v1 routes behind the AK/SK signature middleware, internal operator
+routes, the ops routes (/metrics, /healthz, /readyz) and the OpenAPI docs (/docs)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from magpie_common.service import ops_routes
+from magpie_gateway import (
+    aim_templates_api,
+    apps_api,
+    callbacks_api,
+    internal_api,
+    send_details_api,
+    send_tasks_api,
+    signatures_api,
+    sms_templates_api,
+)
+from magpie_gateway.auth import ReplayStore, SignatureAuthMiddleware
+from magpie_gateway.context import GatewayContext
+from magpie_gateway.errors import RequestIdMiddleware, install_error_handlers
+from magpie_gateway.replay_scope import RequestMethodMiddleware
+
+OPS_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+UNSIGNED_PATHS = OPS_PATHS | DOC_PATHS | internal_api.INTERNAL_PATHS
+
+DESCRIPTION = """
+The public API of Magpie, compatible with Huawei Cloud KooMessage v1: point the official
+`huaweicloudsdkkoomessage` SDK at this gateway with an access key pair of your tenant.
+
+Every `/v1/...` call is signed with SDK-HMAC-SHA256 (AK/SK) exactly as the SDK signs it. Errors are
+`{"error_code", "error_msg"}` with an `X-Request-Id` header.
+
+Magpie extensions: header `X-Magpie-Fallback: skip|sms|vms` and `Idempotency-Key` on
+`POST /v1/aim/send-tasks`; extra fields in responses (the SDK ignores them), e.g. `magpie_summary` of a task.
+"""
+
+
+def create_app(
+    context: GatewayContext,
+    readiness: Callable[[], Awaitable[dict[str, bool]]],
+    *,
+    replay_store: ReplayStore | None,
+) -> FastAPI:
+    app = FastAPI(title="Magpie gateway", version="1.0", description=DESCRIPTION, docs_url="/docs")
+    app.state.gateway = context
+    install_error_handlers(app)
+    for module in (
+        apps_api,
+        signatures_api,
+        sms_templates_api,
+        aim_templates_api,
+        callbacks_api,
+        send_tasks_api,
+        send_details_api,
+        internal_api,
+    ):
+        app.include_router(module.router)
+    app.router.routes.extend(ops_routes(readiness))
+    app.add_middleware(
+        SignatureAuthMiddleware,
+        lookup=context.credentials,
+        replay_store=replay_store,
+        max_skew=timedelta(seconds=context.config.max_skew_s),
+        exempt_paths=UNSIGNED_PATHS,
+        max_body_bytes=context.config.max_body_bytes,
+    )
+    app.add_middleware(RequestMethodMiddleware)  # outside the signature check: tells the replay store the method
+    app.add_middleware(RequestIdMiddleware)  # outermost: every response, errors included, has X-Request-Id
+    return app

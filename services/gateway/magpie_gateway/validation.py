@@ -1,0 +1,45 @@
+"""Small request checks shared by the endpoints; failures are ``KM.00000400`` with a precise message."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from magpie_gateway.errors import INVALID_PARAMETER, ApiError
+
+
+def invalid(detail: str) -> ApiError:
+    return ApiError.of(INVALID_PARAMETER, f"{INVALID_PARAMETER.message}: {detail}")
+
+
+def required_text(name: str, value: str | None, *, max_chars: int | None = None) -> str:
+    """A non-blank string of at most ``max_chars`` characters (returned stripped)."""
+    if value is None or not value.strip():
+        raise invalid(f"{name} is required")
+    text = value.strip()
+    if max_chars is not None and len(text) > max_chars:
+        raise invalid(f"{name} must have at most {max_chars} characters")
+    return text
+
+
+def optional_text(name: str, value: str | None, *, max_chars: int) -> str | None:
+    if value is None:
+        return None
+    if len(value) > max_chars:
+        raise invalid(f"{name} must have at most {max_chars} characters")
+    return value
+
+
+def one_of(name: str, value: str | None, allowed: tuple[str, ...], *, default: str | None = None) -> str:
+    if value is None or value == "":
+        if default is None:
+            raise invalid(f"{name} is required ({' | '.join(allowed)})")
+        return default
+    if value not in allowed:
+        raise invalid(f"{name} must be one of {' | '.join(allowed)}")
+    return value
+
+
+def regex_filter(value: str) -> dict[str, Any]:
+    """A case-insensitive "contains" filter for a name query parameter."""
+    return {"$regex": re.escape(value), "$options": "i"}

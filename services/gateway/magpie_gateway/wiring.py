@@ -1,0 +1,151 @@
+"""Building the gateway from the settings: database, producer, the consumer loops and the application.
+
+``build`` is what ``python -m magpie_gateway`` runs and what the tests use to run the gateway in-process
+against the real infrastructure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from pymongo import AsyncMongoClient
+
+from magpie.v1 import dispatch_pb2, link_pb2, resolve_pb2, template_pb2
+from magpie_common.config import Settings
+from magpie_common.kafka import ConsumerLoop, EventProducer
+from magpie_common.storage import mongo_client, redis_client, service_db
+from magpie_common.topics import CLASSIFIED, DELIVERY, LINK, TEMPLATE_REVIEWED
+from magpie_gateway.app import create_app
+from magpie_gateway.auth import RedisReplayStore, ReplayStore
+from magpie_gateway.config import GatewayConfig
+from magpie_gateway.context import GatewayContext
+from magpie_gateway.db import Collections, ensure_indexes
+from magpie_gateway.projector import Projector
+from magpie_gateway.replay_scope import UnsafeMethodsReplayStore
+from magpie_gateway.reviews import ReviewProjector
+from magpie_gateway.tenants import CredentialCache, TenantStore
+
+# Consumer groups (ConsumerLoop puts them in the deployment's namespace).
+REVIEWS_GROUP = "gateway-reviews"
+CLASSIFIED_GROUP = "gateway-projector-classified"
+DELIVERY_GROUP = "gateway-projector-delivery"
+LINK_GROUP = "gateway-projector-link"
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    config: GatewayConfig
+    context: GatewayContext
+    app: FastAPI
+    loops: list[ConsumerLoop[Any]]
+    projector: Projector
+    reviews: ReviewProjector
+    mongo: AsyncMongoClient
+    redis: aioredis.Redis | None
+    _closed: bool = field(default=False, repr=False)
+
+    async def readiness(self) -> dict[str, bool]:
+        checks: dict[str, bool] = {}
+        try:
+            await self.mongo.admin.command("ping")
+            checks["mongodb"] = True
+        except Exception:
+            checks["mongodb"] = False
+        if self.redis is not None:
+            try:
+                checks["redis"] = bool(await self.redis.ping())
+            except Exception:
+                checks["redis"] = False
+        checks["consumers"] = all(loop.ready for loop in self.loops)
+        return checks
+
+    def stop_loops(self) -> None:
+        for loop in self.loops:
+            loop.stop()
+
+    async def close(self) -> None:
+        """Release the clients (after the HTTP server and the loops have stopped)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.context.producer.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.mongo.close()
+
+
+async def build(settings: Settings, config: GatewayConfig | None = None) -> Gateway:
+    config = config or GatewayConfig()
+    mongo = mongo_client(settings)
+    collections = Collections.of(service_db(mongo, settings, "gateway"))
+    await ensure_indexes(collections, idempotency_ttl_s=config.idempotency_ttl_s)
+    producer = EventProducer(settings, "gateway")
+    await producer.start()
+    tenants = TenantStore(collections)
+    context = GatewayContext(
+        settings=settings,
+        config=config,
+        collections=collections,
+        producer=producer,
+        tenants=tenants,
+        credentials=CredentialCache(tenants, ttl_s=config.credential_cache_ttl_s),
+    )
+    redis: aioredis.Redis | None = None
+    replay_store: ReplayStore | None = None
+    if config.replay_check:
+        redis = redis_client(settings)
+        replay_store = RedisReplayStore(redis, key_prefix=settings.rkey("gateway", "replay", ""))
+        if not config.replay_check_reads:
+            replay_store = UnsafeMethodsReplayStore(replay_store)
+    reviews = ReviewProjector(collections)
+    projector = Projector(collections)
+    loops: list[ConsumerLoop[Any]] = [
+        ConsumerLoop(
+            settings,
+            group_id=REVIEWS_GROUP,
+            topic=TEMPLATE_REVIEWED,
+            message_type=template_pb2.TemplateReviewed,
+            handler=reviews.handle,
+            producer=producer,
+        ),
+        ConsumerLoop(
+            settings,
+            group_id=CLASSIFIED_GROUP,
+            topic=CLASSIFIED,
+            message_type=resolve_pb2.ClassifiedBatch,
+            handler=projector.on_classified,
+            producer=producer,
+            max_records=20,
+        ),
+        ConsumerLoop(
+            settings,
+            group_id=DELIVERY_GROUP,
+            topic=DELIVERY,
+            message_type=dispatch_pb2.DeliveryBatch,
+            handler=projector.on_delivery,
+            producer=producer,
+            max_records=50,
+        ),
+        ConsumerLoop(
+            settings,
+            group_id=LINK_GROUP,
+            topic=LINK,
+            message_type=link_pb2.LinkEvent,
+            handler=projector.on_link,
+            producer=producer,
+            max_records=500,
+        ),
+    ]
+    gateway_ref: list[Gateway] = []
+
+    async def readiness() -> dict[str, bool]:
+        return await gateway_ref[0].readiness()
+
+    app = create_app(context, readiness, replay_store=replay_store)
+    gateway = Gateway(settings, config, context, app, loops, projector, reviews, mongo, redis)
+    gateway_ref.append(gateway)
+    return gateway
