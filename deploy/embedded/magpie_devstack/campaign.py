@@ -100,24 +100,24 @@ def billing_summary(billing_url: str, tenant_id: str) -> dict[str, Any]:
 SEGMENTS = ["139", "138", "135", "186", "185", "156", "189", "133", "177"]
 
 CAPABLE_DEVICES = [
-    # brand, model, os_name, os_version, app_version
-    ("HUAWEI", "Mate 40 Pro", "HarmonyOS", "3.0.0", "11.1.1.400"),
-    ("HUAWEI", "P50", "HarmonyOS", "2.0.0", "11.1.0.551"),
-    ("HUAWEI", "nova 9", "EMUI", "11.0", "11.0.1.631"),
-    ("HONOR", "Magic 5 Pro", "MagicOS", "7.1", "11.1.1.400"),
+    # brand, model, os_name, os_version, app_version, plugin_version (Honor's smart-SMS plugin on Magic OS)
+    ("HUAWEI", "Mate 40 Pro", "HarmonyOS", "3.0.0", "11.1.1.400", ""),
+    ("HUAWEI", "P50", "HarmonyOS", "2.0.0", "11.1.0.551", ""),
+    ("HUAWEI", "nova 9", "EMUI", "11.0", "11.0.1.631", ""),
+    ("HONOR", "Magic 5 Pro", "MagicOS", "7.1", "11.1.1.400", "11.0.8.303"),
 ]
 INCAPABLE_DEVICES = [
-    ("HUAWEI", "P30", "EMUI", "10.0", "10.1.1.100"),  # messaging app too old
-    ("HUAWEI", "Mate 20", "EMUI", "8.0", "11.1.1.400"),  # OS too old
+    ("HUAWEI", "P30", "EMUI", "10.0", "10.1.1.100", ""),  # messaging app too old
+    ("HUAWEI", "Mate 20", "EMUI", "8.0", "11.1.1.400", ""),  # OS too old
 ]
-DEVICE_FIELDS = ["mobile", "brand", "model", "os_name", "os_version", "app_version"]
+DEVICE_FIELDS = ["mobile", "brand", "model", "os_name", "os_version", "app_version", "plugin_version"]
 
 
 @dataclass
 class Subscriber:
     mobile: str
     kind: str  # capable | incapable | unknown | invalid
-    device: tuple[str, str, str, str, str] | None = None
+    device: tuple[str, str, str, str, str, str] | None = None
 
 
 @dataclass

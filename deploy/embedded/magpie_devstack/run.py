@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from magpie_devstack import campaign
 from magpie_devstack.receipts import ReceiptCollector
@@ -21,6 +22,17 @@ from magpie_devstack.stack import Stack, StackPorts
 
 def say(message: str) -> None:
     print(f"[magpie] {message}", flush=True)
+
+
+def settle_until(observe: Callable[[], object], quiet_s: float = 3.0, limit_s: float = 30.0) -> None:
+    """Wait until what ``observe`` returns has not changed for ``quiet_s`` (at most ``limit_s``)."""
+    deadline = time.monotonic() + limit_s
+    last, since = observe(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet_s:
+        time.sleep(0.5)
+        now = observe()
+        if now != last:
+            last, since = now, time.monotonic()
 
 
 def run_demo(stack: Stack, admin_token: str, recipients: int) -> dict[str, object]:
@@ -59,9 +71,18 @@ def run_demo(stack: Stack, admin_token: str, recipients: int) -> dict[str, objec
             if line != last:
                 say(f"{time.monotonic() - started:6.1f}s {line}")
                 last = line
-            if progress.state in {"COMPLETED", "complete", "completed", "FINISHED"}:
+            if progress.state == "COMPLETED":
                 break
             time.sleep(1)
+        # Every recipient is final; the last handsets resolve their links, then receipts and billing settle.
+        handsets.resolve(handsets.delivered_links(capable), fraction=0.7)
+        settle_until(
+            lambda: (
+                campaign.task_progress(client, task_id).resolved,
+                receipts.count("sms"),
+                receipts.count("shortchain"),
+            )
+        )
         summary = campaign.task_summary(stack.gateway_url, client, task_id)
         quota = campaign.billing_summary(stack.url("billing"), tenant.tenant_id)
         final = {

@@ -168,7 +168,14 @@ class Stack:
         env = {**os.environ, **self.base_env, **proc.env, "MAGPIE_HTTP_PORT": str(proc.port)}
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         proc.process = subprocess.Popen(
-            [sys.executable, "-m", proc.module], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT
+            [sys.executable, "-m", proc.module],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            # Its own session: a Ctrl-C in the terminal reaches only the supervisor, which stops each service in
+            # order with SIGTERM (each drains its in-flight work).
+            start_new_session=True,
         )
 
     def wait_ready(self, names: list[str] | None = None, timeout_s: float = 90) -> None:
