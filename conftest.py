@@ -8,9 +8,10 @@ database prefix and Redis key prefix, with all topics created, so tests never se
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -35,7 +36,7 @@ def infra_env() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-async def settings(infra_env: dict[str, str]) -> Settings:
+async def settings(infra_env: dict[str, str]) -> AsyncIterator[Settings]:
     from magpie_common.topics import ensure_topics
 
     ns = "t" + uuid.uuid4().hex[:10]
@@ -47,4 +48,42 @@ async def settings(infra_env: dict[str, str]) -> Settings:
         topic_prefix=ns + ".",
     )
     await ensure_topics(result)
-    return result
+    yield result
+    await drop_namespace(result)
+
+
+async def drop_namespace(settings: Settings) -> None:
+    """Delete a test's topics, databases and Redis keys, so the shared test infrastructure stays small and fast."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from magpie_common.storage import mongo_client, redis_client
+    from magpie_common.topics import ALL_TOPICS, topic_name
+
+    with contextlib.suppress(Exception):
+        admin = AIOKafkaAdminClient(**settings.kafka_client_options())  # type: ignore[arg-type]
+        await admin.start()
+        try:
+            await admin.delete_topics([topic_name(settings, t) for t in ALL_TOPICS])
+        finally:
+            await admin.close()
+    with contextlib.suppress(Exception):
+        mongo = mongo_client(settings)
+        try:
+            for name in await mongo.list_database_names():
+                if name.startswith(settings.mongodb_db + "_"):
+                    await mongo.drop_database(name)
+        finally:
+            await mongo.close()
+    with contextlib.suppress(Exception):
+        redis = redis_client(settings)
+        try:
+            batch: list[bytes] = []
+            async for key in redis.scan_iter(match=settings.topic_prefix + "*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    await redis.unlink(*batch)
+                    batch.clear()
+            if batch:
+                await redis.unlink(*batch)
+        finally:
+            await redis.aclose()

@@ -91,6 +91,7 @@ class Minter:
                 mobile=recipient.mobile,
                 msisdn=recipient.msisdn,
                 params=dict(recipient.params),
+                sms_params=list(recipient.sms_params),
                 route=recipient.route,
                 carrier=recipient.carrier,
                 short_code=record.code,

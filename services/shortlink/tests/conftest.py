@@ -54,6 +54,7 @@ def classified_batch(
             mobile=f"1380013{index:04d}",
             msisdn=f"861380013{index:04d}",
             params=dict(params),
+            sms_params=[f"value-{index}", "second"],
             custom_url=(custom_urls or {}).get(index, ""),
             route=route,
             carrier="CMCC",

@@ -77,6 +77,7 @@ async def test_mints_only_sendable_recipients(
         assert recipient.short_code == derive_code(secret, "tenant-1", "task-mix", index)
         assert recipient.short_url == batch.ctx.link_domain + recipient.short_code
         assert dict(recipient.params) == params
+        assert list(recipient.sms_params) == [f"value-{index}", "second"]  # the SMS template's other variables
         assert recipient.msisdn == f"861380013{index:04d}" and recipient.mobile == f"1380013{index:04d}"
         assert recipient.carrier == "CMCC"
 
