@@ -8,7 +8,6 @@ database prefix and Redis key prefix, with all topics created, so tests never se
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from magpie_common.config import Settings
+from magpie_devstack.namespace import drop_namespace
 
 
 @pytest.fixture(scope="session")
@@ -50,40 +50,3 @@ async def settings(infra_env: dict[str, str]) -> AsyncIterator[Settings]:
     await ensure_topics(result)
     yield result
     await drop_namespace(result)
-
-
-async def drop_namespace(settings: Settings) -> None:
-    """Delete a test's topics, databases and Redis keys, so the shared test infrastructure stays small and fast."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    from magpie_common.storage import mongo_client, redis_client
-    from magpie_common.topics import ALL_TOPICS, topic_name
-
-    with contextlib.suppress(Exception):
-        admin = AIOKafkaAdminClient(**settings.kafka_client_options())  # type: ignore[arg-type]
-        await admin.start()
-        try:
-            await admin.delete_topics([topic_name(settings, t) for t in ALL_TOPICS])
-        finally:
-            await admin.close()
-    with contextlib.suppress(Exception):
-        mongo = mongo_client(settings)
-        try:
-            for name in await mongo.list_database_names():
-                if name.startswith(settings.mongodb_db + "_"):
-                    await mongo.drop_database(name)
-        finally:
-            await mongo.close()
-    with contextlib.suppress(Exception):
-        redis = redis_client(settings)
-        try:
-            batch: list[bytes] = []
-            async for key in redis.scan_iter(match=settings.topic_prefix + "*", count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    await redis.unlink(*batch)
-                    batch.clear()
-            if batch:
-                await redis.unlink(*batch)
-        finally:
-            await redis.aclose()

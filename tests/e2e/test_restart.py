@@ -26,6 +26,7 @@ def slow_carrier_stack(infra_env: dict[str, str]) -> Iterator[Stack]:
     stack = start_stack({"MAGPIE_SIM_MAX_TPS": "250", "MAGPIE_SIM_DLR_DELAY": "0.2", "MAGPIE_SIM_FAILURE_RATE": "0.02"})
     yield stack
     stack.down()
+    stack.purge()
 
 
 def simulator_stats(stack: Stack) -> dict[str, object]:

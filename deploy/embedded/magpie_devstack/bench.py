@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         }
     finally:
         stack.down()
+        stack.purge()
     if not args.skip_classification:
         os.environ.update(stack.env())
         figures["classification"] = classification_bench()

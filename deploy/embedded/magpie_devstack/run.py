@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         namespace="magpie",
         ports=StackPorts.fixed(),
         extra_env={"MAGPIE_ADMIN_TOKEN": admin_token},
+        # A carrier that fails 3% of messages, so the demo shows failures and their receipts too.
+        simulator_options={"MAGPIE_SIM_FAILURE_RATE": "0.03", "MAGPIE_SIM_SEED": "1"},
     )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

@@ -7,6 +7,7 @@ infrastructure, a fresh namespace and free ports per stack so runs never share d
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -19,7 +20,10 @@ from pathlib import Path
 
 import httpx
 
+from magpie_common.config import Settings
+from magpie_common.topics import ensure_topics
 from magpie_devstack.infra import REPO_ROOT, Infra, env_for
+from magpie_devstack.namespace import drop_namespace
 
 
 def free_port() -> int:
@@ -146,26 +150,34 @@ class Stack:
             self.start(name)
         self.wait_ready(timeout_s=timeout_s)
 
-    def _ensure_topics(self) -> None:
-        import asyncio
-
-        from magpie_common.config import Settings
-        from magpie_common.topics import ensure_topics
-
+    def settings(self) -> Settings:
         env = self.env()
-        settings = Settings(
+        return Settings(
             kafka_bootstrap=env["KAFKA_BOOTSTRAP"],
             mongodb_uri=env["MONGODB_URI"],
             redis_url=env["REDIS_URL"],
             mongodb_db=env["MONGODB_DB"],
             topic_prefix=env["MAGPIE_TOPIC_PREFIX"],
         )
-        asyncio.run(ensure_topics(settings))
+
+    def _ensure_topics(self) -> None:
+        asyncio.run(ensure_topics(self.settings()))
+
+    def purge(self) -> None:
+        """Delete this deployment's topics, databases and Redis keys (tests and benchmarks clean up after them)."""
+        asyncio.run(drop_namespace(self.settings()))
 
     def start(self, name: str) -> None:
         proc = self.procs[name]
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.base_env, **proc.env, "MAGPIE_HTTP_PORT": str(proc.port)}
+        env = {
+            **os.environ,
+            **self.base_env,
+            **proc.env,
+            "MAGPIE_HTTP_PORT": str(proc.port),
+            # One instance of each service: a restart rejoins its consumer groups as the same static member.
+            "MAGPIE_INSTANCE_ID": f"{name}-0",
+        }
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         proc.process = subprocess.Popen(
             [sys.executable, "-m", proc.module],

@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError, Message
 from prometheus_client import Counter, Histogram
 
 from magpie.v1 import billing_pb2
-from magpie_common.config import Settings
+from magpie_common.config import Settings, env_str
 from magpie_common.ids import now_ms
 from magpie_common.topics import DLQ, Topic, topic_name
 
@@ -147,6 +147,10 @@ class ConsumerLoop(Generic[M]):
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
         self.from_beginning = from_beginning
+        # Static membership (KIP-345): a restarted instance (same MAGPIE_INSTANCE_ID, e.g. the pod name of a
+        # StatefulSet) takes its partitions back at once instead of waiting for the group to expire the old member.
+        instance = env_str("MAGPIE_INSTANCE_ID", "")
+        self.group_instance_id = f"{instance}:{topic.name}" if instance else None
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self.ready = False
@@ -165,6 +169,7 @@ class ConsumerLoop(Generic[M]):
             max_poll_interval_ms=300000,
             max_partition_fetch_bytes=4 << 20,
             fetch_max_bytes=16 << 20,
+            group_instance_id=self.group_instance_id,
         )
 
     def stop(self) -> None:
