@@ -1,0 +1,587 @@
+"""The sender: drains the outbox into the customers' callback URLs, reliably and without head-of-line blocking.
+
+Two ways in, one way out:
+
+- Hot path: the Kafka handler offers its new receipts to the sender (``admit``) before inserting them; those the
+  sender has room for are inserted already leased to this instance (``next_at`` = end of the lease) and handed
+  over in memory (``take``) once the insert is durable: single-mode receipts are POSTed at once, batch-mode ones
+  when their batch window (``MAGPIE_RECEIPT_BATCH_WINDOW_MS``, tumbling, per-URL phase) closes. A receipt costs
+  one insert and one (bulk) ``done`` update.
+- Sweep: everything else (retries, receipts of URLs that were at their quota, receipts of another instance that
+  stopped or crashed, receipts queued while no sender ran) is found by ``SweepCursor`` in bounded slices of the
+  ``(state, next_at)`` index and leased with one bulk ``update_many`` (``next_at`` = lease end, so two instances
+  never POST a receipt concurrently and a crashed instance's receipts come due again when its lease ends).
+
+Units: one POST per single-mode receipt; batch mode (url_type 2) one POST per (tenant, URL, callback_type,
+attempts) of at most ``MAGPIE_RECEIPT_MAX_BATCH`` receipts. Each unit runs in its own task, at most
+``MAGPIE_RECEIPT_URL_CONCURRENCY`` at a time per URL, with a bounded quota of units per URL (``endpoints``), so a
+slow or dead endpoint only ever holds its own receipts, never another tenant's nor the Kafka partitions (the
+handlers only insert).
+
+Outcomes are buffered and written in bulk every 100 ms: 2xx -> ``done``; a failure (non-2xx, timeout, connection
+error, or not attempted while the URL's circuit breaker is open) -> retried after 1 s, 2 s, 4 s ... (capped at
+``MAGPIE_RECEIPT_RETRY_MAX_MS``) with ``retry`` one higher, and ``dead`` (with the last error) after
+``MAGPIE_RECEIPT_MAX_ATTEMPTS`` attempts; a refused destination (SSRF check, scheme) is dead at once.
+
+Delivery is at-least-once: a receipt is POSTed again only if the process dies between the customer's 2xx and the
+buffered ``done`` write (a unit whose lease could end before its POST deadline is released, not POSTed). The
+envelope's ``request_id`` (and ``webhook-id``) is stable: a single receipt's is derived from its id, a batch's
+from its members' ids, so a batch re-POSTed whole keeps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from magpie_common.ids import new_id, stable_id
+from magpie_dispatcher.receipts import metrics
+from magpie_dispatcher.receipts.config import ReceiptsConfig
+from magpie_dispatcher.receipts.destination import DestinationRefused, check_scheme
+from magpie_dispatcher.receipts.endpoints import Endpoint, Endpoints
+from magpie_dispatcher.receipts.outbox import PENDING, Outbox, utcnow
+from magpie_dispatcher.receipts.payloads import URL_TYPE_BATCH, envelope, request_id_of
+from magpie_dispatcher.receipts.signing import ReceiptSigner
+from magpie_dispatcher.receipts.sweep import MIN_SLICE, MainSweep, SliceCursor
+
+log = logging.getLogger(__name__)
+
+SWEEP_LIMIT = 500
+BACKLOG_LIMIT = 2000
+FLUSH_INTERVAL_S = 0.1
+FLUSH_AT_ITEMS = 2000
+GAUGE_INTERVAL_S = 60.0
+DEPTH_COUNT_CAP = 100_000
+MAX_RESPONSE_BYTES = 64 * 1024
+MAX_ERROR_CHARS = 500
+
+GroupKey = tuple[str, str, str, int]  # tenant, url, callback_type, attempts
+
+
+@dataclass
+class Unit:
+    """One POST: a single receipt, or a batch of receipts of one (tenant, URL, callback_type, attempts)."""
+
+    url: str
+    tenant_id: str
+    callback_type: str
+    batch: bool
+    request_id: str
+    ids: list[str]
+    receipts: list[dict[str, Any]]
+    retry: int
+    token: str
+    lease_until: datetime
+
+
+@dataclass
+class Outcomes:
+    done: list[str] = field(default_factory=list)
+    retry: dict[tuple[str, int, float, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+    dead: dict[tuple[int, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+    release: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def size(self) -> int:
+        return (
+            len(self.done)
+            + sum(len(v) for v in self.retry.values())
+            + sum(len(v) for v in self.dead.values())
+            + sum(len(v) for v in self.release.values())
+        )
+
+    def merge(self, other: Outcomes) -> None:
+        self.done.extend(other.done)
+        for key, ids in other.retry.items():
+            self.retry[key].extend(ids)
+        for dkey, ids in other.dead.items():
+            self.dead[dkey].extend(ids)
+        for rkey, ids in other.release.items():
+            self.release[rkey].extend(ids)
+
+
+@dataclass
+class HotBatch:
+    """Batch-mode receipts handed over in memory, waiting for their window to close."""
+
+    due_at: datetime
+    docs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ReceiptSender:
+    def __init__(
+        self,
+        outbox: Outbox,
+        config: ReceiptsConfig,
+        client: httpx.AsyncClient,
+        signer: ReceiptSigner | None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.outbox = outbox
+        self.config = config
+        self.client = client
+        self.signer = signer
+        self.clock = clock
+        self.instance = new_id("S")
+        self.hot_token = f"{self.instance}:hot"
+        self.endpoints = Endpoints(concurrency=config.url_concurrency, breaker_base_s=config.retry_base_ms / 1000)
+        self.sweep = MainSweep()
+        self._backlogs: dict[str, SliceCursor] = {}
+        self.lease = timedelta(seconds=config.lease_s)
+        self.post_deadline_s = config.http_timeout_s * 3
+        self._rounds = 0
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._flush_now = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._hot_batches: dict[GroupKey, HotBatch] = {}
+        self._outcomes = Outcomes()
+        self.running = False
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def run(self) -> None:
+        self.running = True
+        flusher = asyncio.create_task(self._flush_loop())
+        gauge = asyncio.create_task(self._gauge_loop())
+        try:
+            while not self._stopping.is_set():
+                self._launch_due_hot_batches()
+                try:
+                    more = await self._sweep_round()
+                    if self._backlogs and await self._backlog_round():
+                        more = True
+                except Exception as exc:
+                    log.warning("receipt sweep failed; retrying", extra={"error": repr(exc)})
+                    more = False
+                    await self._idle(1.0)
+                if not more:
+                    await self._idle(self._idle_timeout())
+        finally:
+            self.running = False
+            self._stopping.set()
+            self._release_hot_batches()
+            while self._tasks:
+                await asyncio.wait(set(self._tasks))
+            self._drained.set()
+            self._flush_now.set()
+            await flusher
+            gauge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gauge
+
+    def _idle_timeout(self) -> float:
+        timeout = self.config.poll_ms / 1000.0
+        if self._hot_batches:
+            first = min(b.due_at for b in self._hot_batches.values())
+            timeout = min(timeout, max((first - self.clock()).total_seconds(), 0.0))
+        return timeout
+
+    async def _idle(self, seconds: float) -> None:
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    # -- hot path --------------------------------------------------------------------------------------------
+
+    def admit(self, docs: Iterable[dict[str, Any]]) -> dict[str, datetime]:
+        """Before the insert: lease to this instance the new receipts it has room for (they are then POSTed from
+        memory; the others stay free for the sweep). Sets their ``next_at`` / ``lease_token``; returns their ids
+        with the time they were due (the end of the batch window in batch mode)."""
+        admitted: dict[str, datetime] = {}
+        if not self.running or self._stopping.is_set():
+            return admitted
+        now = self.clock()
+        loop_now = asyncio.get_running_loop().time()
+        for doc in docs:
+            endpoint = self.endpoints.get(doc["url"])
+            batch = doc["url_type"] == URL_TYPE_BATCH
+            if endpoint.circuit_open(loop_now):
+                continue
+            cap = self.endpoints.unit_cap(endpoint, batch=batch)
+            room = (cap - endpoint.units) * (self.config.max_batch if batch else 1) - endpoint.held
+            if room <= 0:
+                continue
+            endpoint.held += 1
+            admitted[doc["_id"]] = doc["next_at"]
+            doc["next_at"] = now + self.lease
+            doc["lease_token"] = self.hot_token
+        return admitted
+
+    def take(self, docs: Iterable[dict[str, Any]], admitted: dict[str, datetime], inserted_ids: set[str]) -> None:
+        """After the insert: POST (or hold until their window closes) the admitted receipts that were inserted;
+        admitted duplicates (already in the outbox) are left to whoever holds them."""
+        for doc in docs:
+            due_at = admitted.get(doc["_id"])
+            if due_at is None:
+                if doc["_id"] in inserted_ids and self.running:
+                    self.note_waiting(doc["url"], doc["next_at"])
+                continue
+            endpoint = self.endpoints.get(doc["url"])
+            if doc["_id"] not in inserted_ids or self._stopping.is_set():
+                endpoint.held -= 1
+                if doc["_id"] in inserted_ids:
+                    self._outcomes.release[(self.hot_token, doc["url"])].append(doc["_id"])
+                continue
+            if doc["url_type"] == URL_TYPE_BATCH:
+                key = (doc["tenant_id"], doc["url"], doc["callback_type"], 0)
+                hot = self._hot_batches.get(key)
+                if hot is None:
+                    hot = self._hot_batches[key] = HotBatch(due_at)
+                hot.docs.append(doc)
+                hot.due_at = min(hot.due_at, due_at)
+            else:
+                endpoint.held -= 1
+                self._launch(self._unit([doc], request_id_of(doc["_id"]), batch=False, token=self.hot_token))
+        self._wake.set()
+
+    def cancel(self, docs: Iterable[dict[str, Any]], admitted: dict[str, datetime]) -> None:
+        """The insert failed: undo the admissions (the handler is retried with fresh documents)."""
+        for doc in docs:
+            if doc["_id"] in admitted:
+                self.endpoints.get(doc["url"]).held -= 1
+
+    def _launch_due_hot_batches(self) -> None:
+        now = self.clock()
+        for key in [k for k, b in self._hot_batches.items() if b.due_at <= now]:
+            hot = self._hot_batches.pop(key)
+            self.endpoints.get(key[1]).held -= len(hot.docs)
+            for unit in self._batch_units(hot.docs, self.hot_token):
+                self._launch(unit)
+
+    def _release_hot_batches(self) -> None:
+        for key, hot in self._hot_batches.items():
+            self.endpoints.get(key[1]).held -= len(hot.docs)
+            self._outcomes.release[(self.hot_token, key[1])].extend(d["_id"] for d in hot.docs)
+        self._hot_batches.clear()
+
+    # -- sweep -----------------------------------------------------------------------------------------------
+
+    async def _sweep_round(self) -> bool:
+        """Read one slice of the main sweep and take what there is room for; True when more slices are waiting
+        before the present."""
+        capacity = self.config.max_in_flight - len(self._tasks)
+        if capacity <= 0:
+            return False
+        now = self.clock()
+        bounds = self.sweep.range_for(now)
+        if bounds is None:
+            return False
+        lo, hi = bounds
+        docs = await self.outbox.due_between(lo, hi, limit=SWEEP_LIMIT)
+        self.sweep.advance(lo, hi, len(docs), SWEEP_LIMIT, docs[-1]["next_at"] if docs else None)
+        if len(docs) >= SWEEP_LIMIT and docs[-1]["next_at"] <= lo:
+            # More than a slice of receipts share one instant (one handler batch): read them all, then step on.
+            docs = await self.outbox.due_between(lo, lo + MIN_SLICE, limit=0)
+            self.sweep.cursor = lo + MIN_SLICE
+        for doc in await self._take(docs, capacity, now):
+            self.note_waiting(doc["url"], doc["next_at"])
+        return self.sweep.cursor < self.sweep.horizon(now)  # more slices before the present
+
+    def note_waiting(self, url: str, next_at: datetime) -> None:
+        """A receipt of ``url`` is (or will be) due at ``next_at`` and is not held by this process: make sure a
+        cursor passes there after it was written (the main sweep may already be past it)."""
+        backlog = self._backlogs.get(url)
+        if backlog is None:
+            self._backlogs[url] = SliceCursor(next_at, timedelta(seconds=1))
+        else:
+            backlog.back_to(next_at)
+
+    async def _backlog_round(self) -> bool:
+        """Read one slice of the backlog of each URL that has room again; True when a slice was full (more to
+        read at once)."""
+        progress = False
+        upto = self.sweep.horizon(self.clock())
+        for url, backlog in list(self._backlogs.items()):
+            capacity = self.config.max_in_flight - len(self._tasks)
+            if capacity <= 0:
+                break
+            endpoint = self.endpoints.get(url)
+            room = self.endpoints.unit_cap(endpoint, batch=endpoint.batch) - endpoint.units
+            if room <= 0:
+                continue
+            bounds = backlog.next_range(upto)
+            if bounds is None:
+                del self._backlogs[url]
+                continue
+            lo, hi = bounds
+            limit = min(room * self.config.max_batch, BACKLOG_LIMIT) if endpoint.batch else room
+            now = self.clock()
+            docs = await self.outbox.url_due_between(url, lo, hi, limit=limit)
+            backlog.advance(lo, hi, len(docs), limit, docs[-1]["next_at"] if docs else None)
+            left = await self._take(docs, capacity, now)
+            if left:
+                backlog.back_to(min(d["next_at"] for d in left))
+            elif hi >= upto and len(docs) < limit:
+                del self._backlogs[url]  # caught up with the present: nothing of this URL is waiting
+            progress = progress or len(docs) >= limit
+        return progress
+
+    async def _take(self, docs: list[dict[str, Any]], capacity: int, now: datetime) -> list[dict[str, Any]]:
+        """Claim and start the due receipts among ``docs`` there is room for; returns those left behind."""
+        if not docs:
+            return []
+        loop_now = asyncio.get_running_loop().time()
+        planned: dict[str, int] = {}
+        groups: dict[GroupKey, int] = {}
+        chosen: list[dict[str, Any]] = []
+        left: list[dict[str, Any]] = []
+        for doc in docs:
+            url = doc["url"]
+            endpoint = self.endpoints.get(url)
+            batch = doc["url_type"] == URL_TYPE_BATCH
+            endpoint.batch = batch
+            if endpoint.circuit_open(loop_now):
+                chosen.append(doc)  # failed at once, without a POST (see _start)
+                continue
+            if batch:
+                key = (doc["tenant_id"], url, doc["callback_type"], int(doc["attempts"]))
+                filled = groups.get(key)
+                if filled is not None and filled % self.config.max_batch != 0:
+                    groups[key] = filled + 1  # joins the batch being filled
+                    chosen.append(doc)
+                    continue
+            units = endpoint.units + planned.get(url, 0)
+            if capacity <= 0 or units >= self.endpoints.unit_cap(endpoint, batch=batch):
+                left.append(doc)
+                continue
+            if batch:
+                groups[key] = groups.get(key, 0) + 1
+            chosen.append(doc)
+            planned[url] = planned.get(url, 0) + 1
+            capacity -= 1
+        if chosen:
+            self._rounds += 1
+            token = f"{self.instance}:{self._rounds}"
+            claimed = await self.outbox.claim(chosen, now, self.config.lease_s, token)
+            self._start(claimed, token, loop_now)
+            self._flush_now.set()
+        return left
+
+    def _start(self, claimed: list[dict[str, Any]], token: str, loop_now: float) -> None:
+        batch_docs: list[dict[str, Any]] = []
+        for doc in claimed:
+            endpoint = self.endpoints.get(doc["url"])
+            if endpoint.circuit_open(loop_now):
+                self._record_failure(self._unit([doc], "", batch=False, token=token), self._not_attempted(endpoint))
+            elif doc["url_type"] == URL_TYPE_BATCH:
+                batch_docs.append(doc)
+            else:
+                self._launch(self._unit([doc], request_id_of(doc["_id"]), batch=False, token=token))
+        for unit in self._batch_units(batch_docs, token):
+            self._launch(unit)
+
+    def _batch_units(self, docs: list[dict[str, Any]], token: str) -> list[Unit]:
+        groups: dict[GroupKey, list[dict[str, Any]]] = defaultdict(list)
+        for doc in docs:
+            groups[(doc["tenant_id"], doc["url"], doc["callback_type"], int(doc["attempts"]))].append(doc)
+        units = []
+        for members in groups.values():
+            members.sort(key=lambda d: (d["created_at"], d["_id"]))
+            for start in range(0, len(members), self.config.max_batch):
+                chunk = members[start : start + self.config.max_batch]
+                request_id = request_id_of(stable_id("batch", *(d["_id"] for d in chunk)))
+                units.append(self._unit(chunk, request_id, batch=True, token=token))
+        return units
+
+    @staticmethod
+    def _unit(docs: list[dict[str, Any]], request_id: str, *, batch: bool, token: str) -> Unit:
+        first = docs[0]
+        return Unit(
+            url=first["url"],
+            tenant_id=first["tenant_id"],
+            callback_type=first["callback_type"],
+            batch=batch,
+            request_id=request_id,
+            ids=[d["_id"] for d in docs],
+            receipts=[d["receipt"] for d in docs],
+            retry=max(int(d["attempts"]) for d in docs),
+            token=token,
+            lease_until=min(d["next_at"] for d in docs),
+        )
+
+    def _launch(self, unit: Unit) -> None:
+        endpoint = self.endpoints.get(unit.url)
+        endpoint.units += 1
+        task = asyncio.create_task(self._deliver(unit, endpoint))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- posting ---------------------------------------------------------------------------------------------
+
+    async def _deliver(self, unit: Unit, endpoint: Endpoint) -> None:
+        try:
+            async with endpoint.semaphore:
+                loop = asyncio.get_running_loop()
+                late = self.clock() + timedelta(seconds=self.post_deadline_s + 1) >= unit.lease_until
+                if self._stopping.is_set() or late:
+                    # Not started: hand the receipts back rather than POST when the lease could end meanwhile.
+                    self._outcomes.release[(unit.token, unit.url)].extend(unit.ids)
+                    return
+                if endpoint.circuit_open(loop.time()):
+                    self._record_failure(unit, self._not_attempted(endpoint))
+                    return
+                started = loop.time()
+                try:
+                    error = await self._post(unit)
+                except DestinationRefused as exc:
+                    self._record_dead(unit, str(exc))
+                    return
+                if error is None:
+                    self.endpoints.succeeded(endpoint, loop.time() - started)
+                    self._outcomes.done.extend(unit.ids)
+                    metrics.POSTED.labels(unit.callback_type).inc(len(unit.ids))
+                else:
+                    self.endpoints.failed(endpoint, error, loop.time())
+                    self._record_failure(unit, error)
+        except Exception:
+            log.exception("receipt delivery failed unexpectedly", extra={"url": unit.url})
+            self._record_failure(unit, "internal error")
+        finally:
+            endpoint.units -= 1
+            cap = self.endpoints.unit_cap(endpoint, batch=unit.batch)
+            if endpoint.idle():
+                self.endpoints.release(endpoint)
+            if self._outcomes.size() >= FLUSH_AT_ITEMS:
+                self._flush_now.set()
+            if endpoint.units == 0 or endpoint.units == cap // 2:
+                self._wake.set()  # room for this URL again: look for its waiting receipts
+
+    @staticmethod
+    def _not_attempted(endpoint: Endpoint) -> str:
+        return f"not attempted: endpoint failing: {endpoint.last_error}"
+
+    def _record_failure(self, unit: Unit, error: str) -> None:
+        attempts = unit.retry + 1
+        if attempts >= self.config.max_attempts:
+            self._record_dead(unit, error)
+            return
+        delay = self.config.retry_delay_s(attempts)
+        self._outcomes.retry[(unit.url, attempts, delay, error[:MAX_ERROR_CHARS])].extend(unit.ids)
+        metrics.FAILED_ATTEMPTS.labels(unit.callback_type).inc(len(unit.ids))
+        log.info(
+            "receipt attempt failed; will retry",
+            extra={"url": unit.url, "tenant_id": unit.tenant_id, "attempts": attempts, "error": error},
+        )
+
+    def _record_dead(self, unit: Unit, error: str) -> None:
+        self._outcomes.dead[(unit.retry + 1, error[:MAX_ERROR_CHARS])].extend(unit.ids)
+        metrics.DEAD.labels(unit.callback_type).inc(len(unit.ids))
+        log.warning(
+            "receipts dead",
+            extra={"url": unit.url, "tenant_id": unit.tenant_id, "count": len(unit.ids), "error": error},
+        )
+
+    async def _post(self, unit: Unit) -> str | None:
+        """POST one unit; None on 2xx, else the error. Raises DestinationRefused for a URL that may not be called."""
+        check_scheme(unit.url)
+        content = envelope(
+            request_id=unit.request_id,
+            tenant_id=unit.tenant_id,
+            callback_type=unit.callback_type,
+            receipts=unit.receipts,
+            batch=unit.batch,
+            retry=unit.retry,
+        )
+        headers = {"content-type": "application/json; charset=utf-8", "user-agent": "Magpie-Receipts/1.0"}
+        if self.signer is not None:
+            headers.update(self.signer.headers(unit.tenant_id, unit.request_id, content))
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.post_deadline_s):
+                async with self.client.stream("POST", unit.url, content=content, headers=headers) as response:
+                    received = 0
+                    async for chunk in response.aiter_raw():
+                        received += len(chunk)
+                        if received > MAX_RESPONSE_BYTES:
+                            break  # the body is ignored; do not let a customer stream into our memory
+                    status = response.status_code
+        except DestinationRefused:
+            raise
+        except TimeoutError:
+            return f"timeout after {self.post_deadline_s:g}s"
+        except httpx.TimeoutException as exc:
+            return f"timeout: {type(exc).__name__}"
+        except (httpx.HTTPError, OSError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.POST_SECONDS.labels("batch" if unit.batch else "single").observe(elapsed)
+        if 200 <= status < 300:
+            return None
+        return f"HTTP {status}"
+
+    # -- outcomes --------------------------------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while not self._drained.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), FLUSH_INTERVAL_S)
+            self._flush_now.clear()
+            await self.flush()
+        for _ in range(50):
+            if await self.flush():
+                return
+            await asyncio.sleep(0.2)
+        log.error("could not record receipt outcomes before stopping; they are re-sent when their lease ends")
+
+    async def flush(self) -> bool:
+        """Write the buffered outcomes; on failure keep them for the next flush. True when nothing is left."""
+        if self._outcomes.size() == 0:
+            return True
+        outcomes, self._outcomes = self._outcomes, Outcomes()
+        try:
+            now = self.clock()
+            retry: dict[tuple[int, float, str], list[str]] = defaultdict(list)
+            for (_, attempts, delay, error), ids in outcomes.retry.items():
+                retry[(attempts, delay, error)].extend(ids)
+            await self.outbox.apply(now, done=outcomes.done, retry=retry, dead=outcomes.dead)
+            for url, _, delay, _ in outcomes.retry:
+                self.note_waiting(url, now + timedelta(seconds=delay))
+            outcomes.done, outcomes.retry, outcomes.dead = [], defaultdict(list), defaultdict(list)
+            for rkey in list(outcomes.release):
+                await self.outbox.release(outcomes.release[rkey], rkey[0], now)
+                self.note_waiting(rkey[1], now)
+                del outcomes.release[rkey]
+            return self._outcomes.size() == 0
+        except Exception as exc:
+            log.warning("recording receipt outcomes failed; retrying", extra={"error": repr(exc)})
+            outcomes.merge(self._outcomes)
+            self._outcomes = outcomes
+            return False
+
+    async def _gauge_loop(self) -> None:
+        while True:
+            try:
+                await self.update_gauges()
+            except Exception as exc:
+                log.debug("outbox depth unavailable", extra={"error": repr(exc)})
+            await asyncio.sleep(GAUGE_INTERVAL_S)
+
+    async def update_gauges(self) -> int:
+        """Refresh the outbox depth gauge: receipts pending, counted up to ``DEPTH_COUNT_CAP`` (a count costs a pass
+        over them, so once a minute). Dead receipts: ``magpie_receipts_dead_total`` and ``Outbox.find_items``."""
+        depth = await self.outbox.count(PENDING, limit=DEPTH_COUNT_CAP)
+        metrics.OUTBOX_DEPTH.set(depth)
+        return depth
