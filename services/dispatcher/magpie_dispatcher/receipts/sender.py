@@ -214,15 +214,17 @@ class ReceiptSender:
             return admitted
         now = self.clock()
         loop_now = asyncio.get_running_loop().time()
+        budget = self.config.max_in_flight - len(self._tasks)  # single POSTs this process may still start
         for doc in docs:
             endpoint = self.endpoints.get(doc["url"])
             batch = doc["url_type"] == URL_TYPE_BATCH
-            if endpoint.circuit_open(loop_now):
+            if endpoint.circuit_open(loop_now) or (not batch and budget <= 0):
                 continue
             cap = self.endpoints.unit_cap(endpoint, batch=batch)
             room = (cap - endpoint.units) * (self.config.max_batch if batch else 1) - endpoint.held
             if room <= 0:
                 continue
+            budget -= 0 if batch else 1
             endpoint.held += 1
             admitted[doc["_id"]] = doc["next_at"]
             doc["next_at"] = now + self.lease
