@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,11 +26,24 @@ from magpie_common.topics import ensure_topics
 from magpie_devstack.infra import REPO_ROOT, Infra, env_for
 from magpie_devstack.namespace import drop_namespace
 
+_RESERVED_PORTS = {19092, 27027, 16379, 29092, 37027, 26379}
+_taken: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below the kernel's ephemeral range (32768-60999), so that no outgoing connection can take it
+    between the moment it is chosen and the moment the service binds it."""
+    while True:
+        port = random.randrange(20000, 32000)
+        if port in _RESERVED_PORTS or port in _taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _taken.add(port)
+        return port
 
 
 @dataclass
