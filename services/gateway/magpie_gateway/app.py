@@ -10,22 +10,40 @@ from fastapi import FastAPI
 
 from magpie_common.service import ops_routes
 from magpie_gateway import (
+    aim_materials_api,
     aim_templates_api,
     apps_api,
     callbacks_api,
+    capability_api,
+    domains_api,
+    exports_api,
+    filings_api,
+    iam_api,
     internal_api,
+    packages_api,
+    resolve_tasks_api,
+    sa_menus_api,
+    sa_ports_api,
+    sa_pubs_api,
     send_details_api,
+    send_reports_api,
     send_tasks_api,
     signatures_api,
+    sms_sends_api,
     sms_templates_api,
+    template_reports_api,
+    vms_api,
 )
 from magpie_gateway.auth import ReplayStore, SignatureAuthMiddleware
 from magpie_gateway.context import GatewayContext
 from magpie_gateway.errors import RequestIdMiddleware, install_error_handlers
+from magpie_gateway.idempotency_middleware import IdempotencyMiddleware
 from magpie_gateway.replay_scope import RequestMethodMiddleware
 
 OPS_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+# Operations that handle Idempotency-Key themselves (resuming a half-created task with its id).
+IDEMPOTENCY_OWN_PATHS = frozenset({"/v1/aim/send-tasks"})
 UNSIGNED_PATHS = OPS_PATHS | DOC_PATHS | internal_api.INTERNAL_PATHS
 
 DESCRIPTION = """
@@ -35,8 +53,9 @@ The public API of Magpie, compatible with Huawei Cloud KooMessage v1: point the 
 Every `/v1/...` call is signed with SDK-HMAC-SHA256 (AK/SK) exactly as the SDK signs it. Errors are
 `{"error_code", "error_msg"}` with an `X-Request-Id` header.
 
-Magpie extensions: header `X-Magpie-Fallback: skip|sms|vms` and `Idempotency-Key` on
-`POST /v1/aim/send-tasks`; extra fields in responses (the SDK ignores them), e.g. `magpie_summary` of a task.
+Magpie extensions: header `X-Magpie-Fallback: skip|sms|vms` on `POST /v1/aim/send-tasks`;
+`Idempotency-Key` on every create (every signed `POST`); extra fields in responses (the SDK ignores them),
+e.g. `magpie_summary` of a task.
 """
 
 
@@ -57,10 +76,31 @@ def create_app(
         callbacks_api,
         send_tasks_api,
         send_details_api,
+        send_reports_api,
+        resolve_tasks_api,
+        capability_api,
+        aim_materials_api,
+        template_reports_api,
+        sms_sends_api,
+        vms_api,
+        sa_pubs_api,
+        sa_menus_api,
+        sa_ports_api,
+        filings_api,
+        domains_api,
+        packages_api,
+        exports_api,
+        iam_api,
         internal_api,
     ):
         app.include_router(module.router)
     app.router.routes.extend(ops_routes(readiness))
+    # Inside the signature check (it needs the principal): every signed POST may carry an Idempotency-Key.
+    app.add_middleware(
+        IdempotencyMiddleware,
+        collection=context.collections.idempotency,
+        exempt_paths=IDEMPOTENCY_OWN_PATHS,
+    )
     app.add_middleware(
         SignatureAuthMiddleware,
         lookup=context.credentials,

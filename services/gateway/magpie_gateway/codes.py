@@ -15,6 +15,19 @@ KM.00000426    400   the AIM template does not exist
 KM.00000427    400   the AIM template is not approved by any vendor
 KM.00000428    400   the callback / uplink URL is not acceptable (scheme, length, non-public address)
 KM.00000429    400   the feature is not supported yet (VMS fallback, group links, custom short codes)
+KM.00000430    400   an uploaded file is empty or of a type not accepted here (decided by its content)
+KM.00000403    403   IAM: the caller's policies do not allow the action (or a Deny statement matched)
+=============  ====  =====================================================================================
+
+Ranges for the codes of each area (add new ones at the end of this module, with a row above):
+IAM/tokens KM.0000044x, AIM templates and materials KM.0000045x, resolution tasks / reports / capability checks
+KM.0000046x, SMS apps/signatures/templates/sends KM.0000047x, VMS KM.0000048x, service numbers KM.0000049x,
+console features (filings, domains, jump links, packages, exports) KM.0000050x-KM.0000051x. Where KooMessage
+documents a code for the situation (``KM.9001xxxx``, ``KM.0000xxxx``, ``KM.8004000x``), that code is used instead.
+
+Codes added per area:
+
+=============  ====  =====================================================================================
 =============  ====  =====================================================================================
 """
 
@@ -33,6 +46,8 @@ AIM_TEMPLATE_NOT_FOUND = ErrorCode("KM.00000426", 400, "The AIM template does no
 AIM_TEMPLATE_NOT_APPROVED = ErrorCode("KM.00000427", 400, "The AIM template is not approved by any vendor")
 URL_REJECTED = ErrorCode("KM.00000428", 400, "The URL is not acceptable")
 NOT_SUPPORTED = ErrorCode("KM.00000429", 400, "The feature is not supported yet")
+FILE_REJECTED = ErrorCode("KM.00000430", 400, "The file is not acceptable")
+FORBIDDEN = ErrorCode("KM.00000403", 403, "The operation is not allowed by your IAM policies")
 
 
 def not_found(what: str) -> ApiError:

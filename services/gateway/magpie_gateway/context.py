@@ -12,6 +12,7 @@ from magpie_common.ids import now_ms
 from magpie_common.kafka import EventProducer
 from magpie_gateway.config import GatewayConfig
 from magpie_gateway.db import Collections
+from magpie_gateway.files import FileStore
 from magpie_gateway.tenants import CredentialCache, TenantStore
 
 PRODUCER_NAME = "gateway"
@@ -25,6 +26,11 @@ class GatewayContext:
     producer: EventProducer
     tenants: TenantStore
     credentials: CredentialCache
+
+    @property
+    def files(self) -> FileStore:
+        """Uploaded files of the tenants (GridFS in the gateway's database)."""
+        return FileStore(self.collections.database)
 
 
 def get_context(request: Request) -> GatewayContext:

@@ -26,6 +26,37 @@ class Collections:
     recipient_batches: AsyncCollection
     batch_counts: AsyncCollection
     idempotency: AsyncCollection
+    # IAM
+    users: AsyncCollection
+    policies: AsyncCollection
+    tokens: AsyncCollection
+    # AIM templates: materials and thumbnails
+    aim_materials: AsyncCollection
+    # resolution tasks (links minted without sending)
+    resolve_tasks: AsyncCollection
+    # SMS signature files and direct SMS sends
+    signature_files: AsyncCollection
+    sms_sends: AsyncCollection
+    # VMS (video SMS)
+    vms_templates: AsyncCollection
+    vms_tasks: AsyncCollection
+    vms_callbacks: AsyncCollection
+    # service numbers (SA)
+    sa_pubs: AsyncCollection
+    sa_menus: AsyncCollection
+    sa_portals: AsyncCollection
+    sa_ports: AsyncCollection
+    sa_media: AsyncCollection
+    # console features
+    filings: AsyncCollection
+    domains: AsyncCollection
+    jump_links: AsyncCollection
+    exports: AsyncCollection
+    files: AsyncCollection  # metadata of stored files (bytes in GridFS, see files.py)
+
+    @property
+    def database(self) -> AsyncDatabase:
+        return self.tenants.database
 
     @classmethod
     def of(cls, db: AsyncDatabase) -> Collections:
@@ -54,6 +85,26 @@ _INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
     ],
     "batch_counts": [IndexModel([("task_id", ASCENDING), ("batch_no", ASCENDING)])],
+    "users": [IndexModel([("tenant_id", ASCENDING), ("name_key", ASCENDING)], unique=True)],
+    "policies": [IndexModel([("tenant_id", ASCENDING), ("name", ASCENDING)], unique=True)],
+    "tokens": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
+    "aim_materials": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "resolve_tasks": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "signature_files": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "sms_sends": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "vms_templates": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "vms_tasks": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "vms_callbacks": [IndexModel([("tenant_id", ASCENDING), ("url_type", ASCENDING)], unique=True)],
+    "sa_pubs": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "sa_menus": [IndexModel([("tenant_id", ASCENDING), ("pub_id", ASCENDING)])],
+    "sa_portals": [IndexModel([("tenant_id", ASCENDING), ("pub_id", ASCENDING)])],
+    "sa_ports": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "sa_media": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "filings": [IndexModel([("tenant_id", ASCENDING), ("product", ASCENDING)])],
+    "domains": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "jump_links": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "exports": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "files": [IndexModel([("tenant_id", ASCENDING), ("kind", ASCENDING), ("created_at", DESCENDING)])],
 }
 _TTL_INDEX = "created_at_ttl"
 

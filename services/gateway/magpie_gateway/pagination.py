@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
 
 from magpie_gateway.errors import INVALID_PARAMETER, ApiError
 
@@ -47,3 +50,18 @@ def page(offset: int | str | None, limit: int | str | None, *, default_limit: in
     if not 1 <= lim <= MAX_LIMIT:
         raise ApiError.of(INVALID_PARAMETER, f"{INVALID_PARAMETER.message}: limit must be between 1 and {MAX_LIMIT}")
     return Page(off, lim)
+
+
+async def fetch_page(
+    collection: AsyncCollection,
+    query: dict[str, Any],
+    paging: Page,
+    *,
+    sort: Sequence[tuple[str, int]] = (("created_at", -1), ("_id", -1)),
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of ``query`` (always tenant-scoped by the caller) and the total count of matching documents."""
+    total = await collection.count_documents(query)
+    if paging.offset >= total:
+        return [], total
+    cursor = collection.find(query).sort(list(sort)).skip(paging.offset).limit(paging.limit)
+    return await cursor.to_list(None), total

@@ -16,7 +16,8 @@ made for (decisions of older revisions are stale and ignored). Applying the same
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter
@@ -41,12 +42,6 @@ AUDIT_APPROVED = 2
 AUDIT_REJECTED = 3
 
 REVIEWS_APPLIED = Counter("magpie_gateway_reviews_applied_total", "Review decisions applied", ["subject", "outcome"])
-
-SUBJECT_LABELS = {
-    template_pb2.REVIEW_SUBJECT_AIM_TEMPLATE: "aim_template",
-    template_pb2.REVIEW_SUBJECT_SMS_TEMPLATE: "sms_template",
-    template_pb2.REVIEW_SUBJECT_SMS_SIGNATURE: "sms_signature",
-}
 
 
 def submitted_event_id(message: template_pb2.TemplateSubmitted) -> str:
@@ -93,18 +88,53 @@ def _aim_update(doc: dict[str, Any], review: template_pb2.TemplateReviewed) -> d
     }
 
 
+@dataclass(frozen=True)
+class ReviewTarget:
+    """Where the decisions of one review subject go: the collection holding the subjects (``_id`` = subject_id,
+    with ``tenant_id`` and ``revision``) and the ``$set`` a decision makes (besides the common review fields)."""
+
+    collection: str
+    label: str
+    update: Callable[[dict[str, Any], template_pb2.TemplateReviewed], dict[str, Any]]
+    # Called after the update was applied (e.g. to push a template-status callback); optional.
+    after: Callable[[GatewayContext | None, dict[str, Any], template_pb2.TemplateReviewed], Awaitable[None]] | None = (
+        None
+    )
+
+
+def _sms_template_update(doc: dict[str, Any], review: template_pb2.TemplateReviewed) -> dict[str, Any]:
+    state = APPROVED if review.approved else REJECTED
+    return {"review_desc": review.reason, "flow_status": state, "status": state}
+
+
+def _signature_update(doc: dict[str, Any], review: template_pb2.TemplateReviewed) -> dict[str, Any]:
+    return {"review_desc": review.reason, "status": APPROVED if review.approved else REJECTED}
+
+
+REVIEW_TARGETS: dict[int, ReviewTarget] = {
+    template_pb2.REVIEW_SUBJECT_AIM_TEMPLATE: ReviewTarget("aim_templates", "aim_template", _aim_update),
+    template_pb2.REVIEW_SUBJECT_SMS_TEMPLATE: ReviewTarget("sms_templates", "sms_template", _sms_template_update),
+    template_pb2.REVIEW_SUBJECT_SMS_SIGNATURE: ReviewTarget("signatures", "sms_signature", _signature_update),
+}
+
+
+def register_review_target(subject: int, target: ReviewTarget) -> None:
+    """Route the decisions of ``subject`` to ``target`` (modules owning a reviewable resource call this at import)."""
+    REVIEW_TARGETS[subject] = target
+
+
 class ReviewProjector:
-    """Handler of TEMPLATE_REVIEWED: applies decisions to signatures, SMS templates and AIM templates."""
+    """Handler of TEMPLATE_REVIEWED: applies decisions to every reviewable resource (``REVIEW_TARGETS``)."""
 
-    def __init__(self, collections: Collections) -> None:
+    def __init__(self, collections: Collections, context: GatewayContext | None = None) -> None:
         self._c = collections
+        self._context = context
 
-    def _collection(self, subject: int) -> AsyncCollection | None:
-        return {
-            template_pb2.REVIEW_SUBJECT_AIM_TEMPLATE: self._c.aim_templates,
-            template_pb2.REVIEW_SUBJECT_SMS_TEMPLATE: self._c.sms_templates,
-            template_pb2.REVIEW_SUBJECT_SMS_SIGNATURE: self._c.signatures,
-        }.get(subject)
+    def _target(self, subject: int) -> tuple[ReviewTarget, AsyncCollection] | None:
+        target = REVIEW_TARGETS.get(subject)
+        if target is None:
+            return None
+        return target, getattr(self._c, target.collection)
 
     async def handle(self, batch: Sequence[Decoded[template_pb2.TemplateReviewed]]) -> None:
         for item in batch:
@@ -112,12 +142,13 @@ class ReviewProjector:
 
     async def apply(self, review: template_pb2.TemplateReviewed) -> bool:
         """Apply one decision; False when it is stale or names nothing we know."""
-        label = SUBJECT_LABELS.get(review.subject, "unknown")
-        collection = self._collection(review.subject)
-        if collection is None or not review.subject_id:
-            REVIEWS_APPLIED.labels(label, "ignored").inc()
+        found = self._target(review.subject)
+        if found is None or not review.subject_id:
+            REVIEWS_APPLIED.labels("unknown", "ignored").inc()
             log.warning("review of an unknown subject ignored", extra={"subject": review.subject})
             return False
+        target, collection = found
+        label = target.label
         query: dict[str, Any] = {"_id": review.subject_id, "revision": review.revision}
         if review.meta.tenant_id:
             query["tenant_id"] = review.meta.tenant_id
@@ -136,16 +167,10 @@ class ReviewProjector:
             "review_rule_ids": list(review.rule_ids),
             "reviewer": review.reviewer,
         }
-        if review.subject == template_pb2.REVIEW_SUBJECT_AIM_TEMPLATE:
-            update = {**_aim_update(doc, review), **common}
-        else:
-            state = APPROVED if review.approved else REJECTED
-            update = {"review_desc": review.reason, **common}
-            if review.subject == template_pb2.REVIEW_SUBJECT_SMS_TEMPLATE:
-                update.update(flow_status=state, status=state)
-            else:
-                update.update(status=state)
+        update = {**target.update(doc, review), **common}
         result = await collection.update_one({"_id": review.subject_id, "revision": review.revision}, {"$set": update})
         applied = result.matched_count == 1
         REVIEWS_APPLIED.labels(label, "approved" if review.approved else "rejected").inc()
+        if applied and target.after is not None:
+            await target.after(self._context, {**doc, **update}, review)
         return applied

@@ -101,7 +101,7 @@ async def build(settings: Settings, config: GatewayConfig | None = None) -> Gate
         replay_store = RedisReplayStore(redis, key_prefix=settings.rkey("gateway", "replay", ""))
         if not config.replay_check_reads:
             replay_store = UnsafeMethodsReplayStore(replay_store)
-    reviews = ReviewProjector(collections)
+    reviews = ReviewProjector(collections, context)
     projector = Projector(collections)
     loops: list[ConsumerLoop[Any]] = [
         ConsumerLoop(

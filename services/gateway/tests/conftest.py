@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import time
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import httpx
@@ -16,10 +18,12 @@ import pytest
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
+from huaweicloudsdkkoomessage.v1 import KooMessageClient
 
 from magpie.v1 import template_pb2
 from magpie_common.config import Settings
 from magpie_common.kafka import EventProducer
+from magpie_common.service import http_server
 from magpie_common.topics import TEMPLATE_REVIEWED
 from magpie_gateway.config import GatewayConfig
 from magpie_gateway.wiring import Gateway, build
@@ -293,3 +297,63 @@ async def harness_of(settings: Settings, config: GatewayConfig) -> AsyncIterator
 async def harness(settings: Settings) -> AsyncIterator[Harness]:
     async with harness_of(settings, gateway_config()) as value:
         yield value
+
+
+# --- the official SDK against the gateway served on a real socket -----------------------------------------------
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def served_gateway(settings: Settings, config: GatewayConfig) -> AsyncIterator[tuple[str, Harness]]:
+    """The gateway (consumer loops running) served by uvicorn on a free port: ``(base_url, harness)``."""
+    port = free_port()
+    async with harness_of(settings, config) as harness:
+        server = http_server(harness.gateway.app, "127.0.0.1", port)
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{port}", harness
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(serving, 30)
+
+
+@pytest.fixture
+async def served(settings: Settings) -> AsyncIterator[tuple[str, Harness]]:
+    """The gateway with replay protection on Redis, served by uvicorn on a free port."""
+    async with served_gateway(settings, gateway_config(replay_check=True)) as value:
+        yield value
+
+
+def sdk_client(url: str, tenant: TenantKeys) -> KooMessageClient:
+    """The official SDK client of ``tenant`` pointed at the gateway at ``url``."""
+    return (
+        KooMessageClient.new_builder()
+        .with_credentials(BasicCredentials(tenant.access_key, tenant.secret_key))
+        .with_endpoints([url])
+        .build()
+    )
+
+
+async def call(fn: Callable[[], T]) -> T:
+    """Run a blocking SDK call off the event loop (the gateway runs on it)."""
+    return await asyncio.to_thread(fn)
+
+
+async def until(fn: Callable[[], Any], *, timeout_s: float = 30) -> Any:
+    """Call the blocking ``fn`` until it returns a truthy value (identical signed GETs are fine: only writes are
+    replay-checked)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await call(fn)
+        if result:
+            return result
+        assert time.monotonic() < deadline, "condition not met"
+        await asyncio.sleep(0.3)

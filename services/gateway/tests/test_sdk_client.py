@@ -4,11 +4,7 @@ errors, and a replayed write."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-import socket
-import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -50,62 +46,18 @@ from huaweicloudsdkkoomessage.v1 import (
 )
 
 from magpie.v1 import template_pb2
-from magpie_common.config import Settings
-from magpie_common.service import http_server
 
-from .conftest import Harness, gateway_config, harness_of
+from .conftest import Harness, call, sdk_client, until
 
 pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def served(settings: Settings) -> AsyncIterator[tuple[str, Harness]]:
-    """The gateway with replay protection on Redis, served by uvicorn on a free port."""
-    port = free_port()
-    async with harness_of(settings, gateway_config(replay_check=True)) as harness:
-        server = http_server(harness.gateway.app, "127.0.0.1", port)
-        serving = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{port}", harness
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(serving, 30)
-
-
-async def call(fn: Callable[[], T]) -> T:
-    """Run a blocking SDK call off the event loop (the gateway runs on it)."""
-    return await asyncio.to_thread(fn)
-
-
-async def until(fn: Callable[[], Any], *, timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await call(fn)
-        if result:
-            return result
-        assert time.monotonic() < deadline, "condition not met"
-        await asyncio.sleep(0.3)  # identical signed GETs within a second are fine: only writes are replay-checked
-
-
 async def test_official_sdk_against_the_gateway(served: tuple[str, Harness]) -> None:
     url, harness = served
     tenant = await harness.tenant("sdk")
-    client = (
-        KooMessageClient.new_builder()
-        .with_credentials(BasicCredentials(tenant.access_key, tenant.secret_key))
-        .with_endpoints([url])
-        .build()
-    )
+    client = sdk_client(url, tenant)
     app = await call(lambda: client.create_sms_app(CreateSmsAppRequest(body=MsgAppRequest(app_name="sdk_app"))))
     assert app.status_code == 200 and app.app_name == "sdk_app" and app.app_id
     signature = await call(

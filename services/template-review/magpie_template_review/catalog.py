@@ -17,6 +17,7 @@ AIM_VENDORS: frozenset[str] = frozenset({"HUAWEI", "HONOR", "XIAOMI", "OPPO", "V
 # SMS templates and signatures are reviewed once, for the carriers: their single VendorReview uses this name
 # (name it in MAGPIE_REVIEW_MANUAL_VENDORS to hold SMS reviews for a human).
 CARRIER = "CARRIER"
+PLATFORM = "PLATFORM"  # the platform's own review (filings, domains, service numbers, ...)
 
 # --- button actions (AIM) -------------------------------------------------------------------------------------
 # The twelve KooMessage event types.
@@ -95,4 +96,23 @@ SUBJECT_NAMES: dict[int, str] = {
     template_pb2.REVIEW_SUBJECT_AIM_TEMPLATE: "aim_template",
     template_pb2.REVIEW_SUBJECT_SMS_TEMPLATE: "sms_template",
     template_pb2.REVIEW_SUBJECT_SMS_SIGNATURE: "sms_signature",
+    template_pb2.REVIEW_SUBJECT_VMS_TEMPLATE: "vms_template",
+    template_pb2.REVIEW_SUBJECT_SA_PUB: "sa_pub",
+    template_pb2.REVIEW_SUBJECT_SA_MENU: "sa_menu",
+    template_pb2.REVIEW_SUBJECT_SA_PORTAL: "sa_portal",
+    template_pb2.REVIEW_SUBJECT_SA_PORT: "sa_port",
+    template_pb2.REVIEW_SUBJECT_FILING: "filing",
+    template_pb2.REVIEW_SUBJECT_DOMAIN: "domain",
+    template_pb2.REVIEW_SUBJECT_JUMP_LINK: "jump_link",
 }
+
+# Subjects reviewed by the generic content rules only (sensitive words over every text); their "vendors" are the
+# reviewers named in the submission (VMS: the carriers), or the platform's own review when none is named.
+GENERIC_SUBJECTS: frozenset[int] = frozenset(
+    set(SUBJECT_NAMES)
+    - {
+        template_pb2.REVIEW_SUBJECT_AIM_TEMPLATE,
+        template_pb2.REVIEW_SUBJECT_SMS_TEMPLATE,
+        template_pb2.REVIEW_SUBJECT_SMS_SIGNATURE,
+    }
+)

@@ -22,12 +22,14 @@ from magpie_template_review.catalog import (
     DYNAMIC_ACTION,
     ECOMMERCE_COUPON_MAX_PARAMS,
     ECOMMERCE_COUPON_TYPES,
+    GENERIC_SUBJECTS,
     HUAWEI,
     KM_SENSITIVE_WORDS,
     KM_SIGNATURE_EMPTY,
     KM_SIGNATURE_LENGTH,
     OPPO,
     OPPO_ACTIONS,
+    PLATFORM,
     SIGNATURE_MAX_CHARS,
     SIGNATURE_MIN_CHARS,
     SMS_NOTIFICATION_TYPES,
@@ -341,6 +343,9 @@ class Reviewer:
         elif sub.subject == template_pb2.REVIEW_SUBJECT_SMS_SIGNATURE:
             findings = signature_rules(sub)
             vendors = (CARRIER,)
+        elif sub.subject in GENERIC_SUBJECTS:
+            findings = []
+            vendors = tuple(v.strip().upper() for v in sub.vendors if v.strip()) or (PLATFORM,)
         else:
             raise ValueError(f"unsupported review subject {sub.subject}")
         findings.extend(sensitive_word_rules(sub, self.words))

@@ -1,0 +1,7 @@
+"""Short-link domains and jump links (work in progress: the operations are added here)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["Short-link domains and jump links"])

@@ -1,0 +1,7 @@
+"""Service number menus and portals (work in progress: the operations are added here)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["Service number menus and portals"])

@@ -1,0 +1,7 @@
+"""AIM send reports (work in progress: the operations are added here)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["AIM send reports"])
