@@ -64,7 +64,7 @@ class IdempotencyMiddleware:
         try:
             key = IdempotencyStore.check_key(raw_key.decode("utf-8", "replace"))
         except ApiError as exc:
-            await error_response(exc.http_status, exc.code, exc.message, request_id)(scope, receive, send)
+            await error_response(exc.http_status, exc.error_code, exc.error_msg, request_id)(scope, receive, send)
             return
         body, messages = await _buffer(receive)
         request_hash = fingerprint(body, scope["method"], scope["path"], scope.get("query_string", b"").decode())
@@ -73,7 +73,7 @@ class IdempotencyMiddleware:
         try:
             stored = await self._claim(doc_id, key, request_hash)
         except ApiError as exc:
-            await error_response(exc.http_status, exc.code, exc.message, request_id)(scope, receive, send)
+            await error_response(exc.http_status, exc.error_code, exc.error_msg, request_id)(scope, receive, send)
             return
         if stored is not None:
             await self._replay(stored, send)
