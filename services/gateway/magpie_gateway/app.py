@@ -38,6 +38,7 @@ from magpie_gateway.auth import ReplayStore, SignatureAuthMiddleware
 from magpie_gateway.context import GatewayContext
 from magpie_gateway.errors import RequestIdMiddleware, install_error_handlers
 from magpie_gateway.idempotency_middleware import IdempotencyMiddleware
+from magpie_gateway.openapi_docs import install as install_openapi_docs
 from magpie_gateway.replay_scope import RequestMethodMiddleware
 
 OPS_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
@@ -95,6 +96,7 @@ def create_app(
     ):
         app.include_router(module.router)
     app.router.routes.extend(ops_routes(readiness))
+    install_openapi_docs(app)
     # Inside the signature check (it needs the principal): every signed POST may carry an Idempotency-Key.
     app.add_middleware(
         IdempotencyMiddleware,
