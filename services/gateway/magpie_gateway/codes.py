@@ -28,6 +28,60 @@ documents a code for the situation (``KM.9001xxxx``, ``KM.0000xxxx``, ``KM.80040
 Codes added per area:
 
 =============  ====  =====================================================================================
+KM.00000441    400   IAM: the policy document is not valid (JSON shape, Effect, action names; the message says where)
+KM.00000442    400   IAM: the custom policy is still attached to sub-users (detach it first)
+KM.00000443    400   IAM: a limit is reached (sub-users per tenant, access keys per user, policies per tenant/user)
+KM.00000444    400   IAM: the password breaks the password rules (length, character mix, not the user name)
+KM.00000445    400   IAM: system policies cannot be changed or deleted
+KM.00000450    400   AIM template material: still used by an AIM template (remove it from the template first)
+KM.00000451    400   AIM template materials: the tenant's storage quota (10 GB) would be exceeded
+KM.00000452    400   AIM template material: the ``file_url`` could not be downloaded
+KM.00000460    503   resolution tasks / capability checks: the shortlink or number-resolver service is unavailable
+                     (retry; the request changed nothing, or left a resolution task ``failed``)
+KM.00000461    400   resolution task: the ``domain`` is not an approved short-link domain of the tenant for that kind
+                     of short code (standard / custom)
+KM.00000470    400   SMS signature / SMS template: only a rejected one can be modified (KooMessage's rule)
+KM.00000480    400   VMS template: the resources break the frame rules (at most 8 frames, at most 2 elements per frame
+                     one of them text, text mixed with media, indexes all given or none, unique)
+KM.00000481    400   VMS template: larger than 1.9 MB in total (texts and media)
+KM.00000482    400   VMS template: a medium is not acceptable (not base64, empty, over 2 MB, or its content is not of
+                     the declared type: image jpg/jpeg/png/gif, audio mp3/wav, video mp4/3gp)
+KM.00000483    400   VMS template: the params break the rules (more than 12 ``#p_N#``, N outside 1-100, a param
+                     placeholder outside a text)
+KM.00000484    400   VMS template: the title or a text breaks the content rules (【】 or quotes in the title, the first
+                     text does not start with 【signature】, 【】 elsewhere)
+KM.00000485    400   VMS send task: the VMS template does not exist
+KM.00000486    400   VMS send task: the VMS template is not usable (draft, under review, rejected by every carrier,
+                     disabled or expired)
+KM.00000487    400   VMS send task: the recipients are not acceptable (mobiles and individual_params both or neither,
+                     individual params for a static template, a malformed mobile)
+KM.00000488    400   VMS send task: the dynamic params do not match the template's params
+KM.00000489    400   VMS template: a resource given by URL could not be downloaded
+KM.00000490    400   service number media: an image does not fit its use (dimensions or ratio on upload; a reference
+                     to media uploaded with another ``file_type``; authorisation files over 4 MB together)
+KM.00000491    400   service number: the operation does not fit its state (freezing a frozen or not yet effective
+                     one, unfreezing one that is not frozen or already under review, changing a frozen one)
+KM.00000492    400   service number: not approved (effective) yet: menus and homepages cannot be pushed, ports not bound
+KM.00000493    400   service number menu / homepage push: nothing awaits review (the current version is decided)
+KM.00000494    400   service number port: the tenant already registered this port (same number and type)
+KM.00000495    400   service number port: not approved yet, it cannot be bound
+KM.00000496    400   service number port: still bound to a service number (unbind it first), it cannot be deleted
+KM.00000497    400   service number port binding: overlaps a binding of the port (a shared signature in an
+                     overlapping region)
+KM.00000501    400   filing: under review (PENDING): it cannot be submitted or edited again until the decision
+KM.00000502    400   filing: required materials or enterprise fields are missing (the message lists them)
+KM.00000503    400   filing: the tenant already has a filing for this product (edit that one)
+KM.00000504    400   filing: the operation does not fit the filing's state (e.g. submitting an approved filing)
+KM.00000505    400   console file reference: the file does not exist (for this tenant) or does not fit the material
+KM.00000506    400   domain: only a rejected domain can be edited
+KM.00000507    400   domain: domains cannot be deleted
+KM.00000508    400   domain: only an approved domain can be the default
+KM.00000509    400   jump links: not acceptable (more than 10 manual / 10,000 in a file, a bad URL, an unreadable
+                     xlsx or wrong columns; the message gives the positions or row numbers)
+KM.00000510    400   export: the file is not available (the export has not succeeded, or it expired)
+KM.00000511    400   export: only a failed export can be retried
+KM.00000512    400   packages: unknown package type, size not offered, or quantity out of range
+KM.00000513    503   packages: the billing service is unavailable (retry with the same Idempotency-Key)
 =============  ====  =====================================================================================
 """
 
@@ -57,3 +111,66 @@ def not_found(what: str) -> ApiError:
 def fail(code: ErrorCode, detail: str | None = None) -> ApiError:
     """An ``ApiError`` of ``code`` whose message is the default message, followed by ``detail`` if given."""
     return ApiError.of(code, f"{code.message}: {detail}" if detail else code.message)
+
+
+# IAM and tokens (KM.0000044x)
+POLICY_INVALID = ErrorCode("KM.00000441", 400, "The policy document is not valid")
+POLICY_IN_USE = ErrorCode("KM.00000442", 400, "The policy is attached to sub-users")
+IAM_LIMIT = ErrorCode("KM.00000443", 400, "An IAM limit has been reached")
+WEAK_PASSWORD = ErrorCode("KM.00000444", 400, "The password does not meet the password rules")
+SYSTEM_POLICY_READ_ONLY = ErrorCode("KM.00000445", 400, "System policies cannot be changed or deleted")
+
+
+# AIM templates and materials (KM.0000045x)
+MATERIAL_IN_USE = ErrorCode("KM.00000450", 400, "The material is used by an AIM template")
+MATERIAL_QUOTA_EXCEEDED = ErrorCode("KM.00000451", 400, "The material storage quota would be exceeded")
+MATERIAL_URL_UNREACHABLE = ErrorCode("KM.00000452", 400, "The material file could not be downloaded")
+
+
+# Resolution tasks, reports, capability checks (KM.0000046x)
+UPSTREAM_UNAVAILABLE = ErrorCode("KM.00000460", 503, "A Magpie service this operation needs is unavailable; retry")
+DOMAIN_UNUSABLE = ErrorCode("KM.00000461", 400, "The domain is not an approved short-link domain for these links")
+
+
+# SMS apps, signatures, SMS templates and sends (KM.0000047x)
+NOT_MODIFIABLE = ErrorCode("KM.00000470", 400, "Only a rejected SMS signature or template can be modified")
+
+
+# VMS (KM.0000048x)
+VMS_FRAMES_INVALID = ErrorCode("KM.00000480", 400, "The VMS template resources break the frame rules")
+VMS_TEMPLATE_TOO_LARGE = ErrorCode("KM.00000481", 400, "The VMS template is larger than 1.9 MB")
+VMS_MEDIA_REJECTED = ErrorCode("KM.00000482", 400, "A VMS template medium is not acceptable")
+VMS_PARAMS_INVALID = ErrorCode("KM.00000483", 400, "The VMS template params break the rules")
+VMS_CONTENT_INVALID = ErrorCode("KM.00000484", 400, "The VMS template title or text breaks the content rules")
+VMS_TEMPLATE_NOT_FOUND = ErrorCode("KM.00000485", 400, "The VMS template does not exist")
+VMS_TEMPLATE_UNUSABLE = ErrorCode("KM.00000486", 400, "The VMS template is not usable")
+VMS_RECIPIENTS_INVALID = ErrorCode("KM.00000487", 400, "The VMS recipients are not acceptable")
+VMS_PARAMS_MISMATCH = ErrorCode("KM.00000488", 400, "The dynamic params do not match the VMS template's params")
+VMS_URL_UNREACHABLE = ErrorCode("KM.00000489", 400, "A VMS template resource could not be downloaded")
+
+
+# Service numbers (KM.0000049x)
+SA_MEDIA_UNSUITABLE = ErrorCode("KM.00000490", 400, "The image does not fit its use")
+SA_STATE_CONFLICT = ErrorCode("KM.00000491", 400, "The operation does not fit the state of the service number")
+SA_PUB_NOT_APPROVED = ErrorCode("KM.00000492", 400, "The service number is not approved and effective")
+SA_NOTHING_TO_PUSH = ErrorCode("KM.00000493", 400, "Nothing awaits review")
+SA_PORT_EXISTS = ErrorCode("KM.00000494", 400, "The port is already registered")
+SA_PORT_NOT_APPROVED = ErrorCode("KM.00000495", 400, "The port is not approved")
+SA_PORT_BOUND = ErrorCode("KM.00000496", 400, "The port is bound to a service number; unbind it first")
+SA_BINDING_OVERLAP = ErrorCode("KM.00000497", 400, "The binding overlaps another binding of the port")
+
+
+# Console features: filings, domains, jump links, exports, packages (KM.0000050x-KM.0000051x)
+FILING_UNDER_REVIEW = ErrorCode("KM.00000501", 400, "The filing is under review and cannot be changed or resubmitted")
+FILING_INCOMPLETE = ErrorCode("KM.00000502", 400, "The filing lacks required materials")
+FILING_EXISTS = ErrorCode("KM.00000503", 400, "A filing for this product already exists")
+FILING_STATE = ErrorCode("KM.00000504", 400, "The operation does not fit the state of the filing")
+CONSOLE_FILE_UNUSABLE = ErrorCode("KM.00000505", 400, "The referenced file cannot be used here")
+DOMAIN_NOT_EDITABLE = ErrorCode("KM.00000506", 400, "Only a rejected domain can be edited")
+DOMAIN_NOT_DELETABLE = ErrorCode("KM.00000507", 400, "Domains cannot be deleted")
+DOMAIN_NOT_APPROVED = ErrorCode("KM.00000508", 400, "Only an approved domain can be the default domain")
+JUMP_LINKS_INVALID = ErrorCode("KM.00000509", 400, "The jump links are not acceptable")
+EXPORT_NOT_READY = ErrorCode("KM.00000510", 400, "The export file is not available")
+EXPORT_NOT_RETRYABLE = ErrorCode("KM.00000511", 400, "Only a failed export can be retried")
+PACKAGE_OFFER_UNKNOWN = ErrorCode("KM.00000512", 400, "The package is not offered")
+BILLING_UNAVAILABLE = ErrorCode("KM.00000513", 503, "The billing service is unavailable; retry")

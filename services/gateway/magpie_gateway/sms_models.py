@@ -1,5 +1,5 @@
-"""Request and response bodies of the SMS configuration operations (apps, signatures, SMS templates), with the
-field names and types of the SDK models (``huaweicloudsdkkoomessage.v1.model``)."""
+"""Request and response bodies of the SMS operations (apps, signatures and their files, SMS templates, plain SMS
+sends), with the field names and types of the SDK models (``huaweicloudsdkkoomessage.v1.model``)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,15 @@ class ListAimMsgAppResponse(_Out):
     page_info: PageInfo
 
 
+class UpdateAimMsgAppResponse(_Out):
+    app_name: str
+    app_id: str
+
+
+class EmptyResponse(_Out):
+    """The SDK's empty responses (``DeleteAimMsgSignatureResponse``, ``DeleteAimMsgTemplateResponse``): ``{}``."""
+
+
 # --- signatures ----------------------------------------------------------------------------------------------
 class SignatureRequest(_Body):
     """SDK ``SignatureRequest`` (``add_aim_msg_signature``)."""
@@ -91,6 +100,20 @@ class SmsSignatureInfo(_Out):
 class ListAimMsgSignatureResponse(_Out):
     result: list[SmsSignatureInfo]
     page_info: PageInfo
+
+
+class UpdateAimMsgSignatureResponse(_Out):
+    signature_id: str
+    signature_name: str
+
+
+class UploadAimMsgSignatureFileResponse(_Out):
+    file_id: str
+
+
+class ShowAimMsgSignatureFileInfoResponse(_Out):
+    file_id: str
+    file_name: str
 
 
 # --- SMS templates -------------------------------------------------------------------------------------------
@@ -143,3 +166,70 @@ class SmsTemplateInfo(_Out):
 class ListAimMsgTemplateResponse(_Out):
     result: list[SmsTemplateInfo]
     page_info: PageInfo
+
+
+class UpdateAimMsgTemplateResponse(_Out):
+    template_id: str
+    template_name: str | None = None
+
+
+class VariableAttributesResponse(_Out):
+    id: int = Field(description="position of the variable in fill order (1 = filled by template_params[0])")
+    variable_index: int = Field(description="N of ${N}")
+    variable_length: int = Field(description="maximum characters of a value")
+    variable_type: str | None = Field(None, description="PHONE | NEWTEXT | CHARDIGIT | DATETIME | MONEY | TEXT")
+    variable_desc: str | None = None
+
+
+class ShowAimMsgTemplateVariableResponse(_Out):
+    results: list[VariableAttributesResponse]
+    total: int
+
+
+# --- plain SMS sends -----------------------------------------------------------------------------------------
+class SmsTaskReq(_Body):
+    """SDK ``SmsTaskReq`` (``send_aim_batch_messages``)."""
+
+    channel_num: str | None = Field(None, description="sender number; defaults to the template signature's")
+    template_id: str | None = None
+    signature: str | None = Field(None, description="optional; when given it must be the template's signature")
+    task_name: str | None = Field(None, description="at most 30 characters; default Task_<time>")
+    to: list[str] | None = Field(None, description="1-500 mainland mobile numbers (+86 optional), each <= 21 chars")
+    template_params: list[str] | None = Field(None, description="one value per template variable, ascending N")
+    extend: str | None = Field(None, description="returned as is in the receipts (their aim_url); no { }")
+
+
+class MsgContent(_Body):
+    """SDK ``MsgContent``: one template and its numbers in ``send_aim_batch_different_messages``."""
+
+    to: list[str] | None = None
+    template_id: str | None = None
+    template_params: list[str] | None = None
+
+
+class SmsMultiTemplateTaskRequestBody(_Body):
+    """SDK ``SmsMultiTemplateTaskRequestBody`` (``send_aim_batch_different_messages``)."""
+
+    sms_content: list[MsgContent] | None = Field(None, description="1-100 entries")
+    channel_num: str | None = None
+    extend: str | None = None
+    task_name: str | None = None
+
+
+class SmsDetailResponse(_Out):
+    to: str
+    channel_num: str | None = None
+    msg_id: str | None = Field(None, description="null when the number was not sent (send_status not 000000)")
+    send_status: str = Field(description="000000 accepted | E200041 duplicate number | E000503 invalid number")
+    create_time: str
+    segments: int | None = Field(None, description="Magpie extension: billable SMS segments of the message")
+
+
+class SendAimBatchMessagesResponse(_Out):
+    task_id: str
+    status: str = Field(description="Success: handed to the carrier pipeline (delivery comes in the receipts)")
+    result: list[SmsDetailResponse]
+
+
+class SendAimBatchDifferentMessagesResponse(SendAimBatchMessagesResponse):
+    pass

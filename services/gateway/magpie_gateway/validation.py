@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from magpie_gateway.errors import INVALID_PARAMETER, ApiError
@@ -43,3 +45,24 @@ def one_of(name: str, value: str | None, allowed: tuple[str, ...], *, default: s
 def regex_filter(value: str) -> dict[str, Any]:
     """A case-insensitive "contains" filter for a name query parameter."""
     return {"$regex": re.escape(value), "$options": "i"}
+
+
+def list_filter(
+    tenant_id: str,
+    *,
+    equal: Mapping[str, Any] | None = None,
+    contains: Mapping[str, str | None] | None = None,
+    created: tuple[datetime, datetime] | None = None,
+) -> dict[str, Any]:
+    """The MongoDB filter of a list endpoint: always the tenant, then every given (non-empty) ``equal`` value, a
+    case-insensitive "contains" for every given ``contains`` value, and the creation window when there is one."""
+    query: dict[str, Any] = {"tenant_id": tenant_id}
+    for field, value in (equal or {}).items():
+        if value is not None and value != "":
+            query[field] = value
+    for field, text in (contains or {}).items():
+        if text:
+            query[field] = regex_filter(text)
+    if created is not None:
+        query["created_at"] = {"$gte": created[0], "$lte": created[1]}
+    return query
