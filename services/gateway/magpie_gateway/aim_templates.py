@@ -1,12 +1,31 @@
-"""AIM (card) templates: checking a creation request and describing it for the review.
+"""AIM (card) templates: checking a creation request and describing it for the review; enabling, disabling and
+deleting a template.
 
-Structural rules are checked here (layout, vendors, parameter names, pages); content policy (sensitive words,
-per-vendor button and layout constraints, parameter limits) is the reviewer's job.
+Structural rules are checked here (layout, vendors, parameter names, pages, the materials named by resource id);
+content policy (sensitive words, per-vendor button and layout constraints, parameter limits) is the reviewer's job.
+
+Enable / disable (``update_personal_template_state``), decided for Magpie:
+
+- ``tpl_state`` 1 (enabled) needs a template approved by at least one vendor (``audit_state`` 2); enabling one under
+  review or rejected is refused with KM.80040005. Enabling or disabling does not change the template's content, so
+  its ``revision`` stays (a review in flight stays valid).
+- Disabling is always allowed and is the tenant's choice: it is remembered (``disabled``, ``disable_time``,
+  ``disable_desc``), so a review decision arriving later keeps the template disabled until it is enabled again.
+- A disabled template cannot be used by new send tasks (the send task checks ``tpl_state`` = 1); tasks already
+  accepted go on and their links keep resolving: their messages are already on their way or delivered, and a
+  recipient opening one should still see the card.
+
+Deleting (``delete_aim_personal_template``) is refused with KM.80040006 while a send task of the template is in
+progress, or while the short links of one of its send or resolve tasks are still valid (task creation + link
+validity): the cards of messages already delivered would no longer render. Disable the template to stop new
+sends at once, delete it once its links have expired. Reports of a deleted template stay available
+(``list_aim_template_reports``).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from magpie.v1 import template_pb2
@@ -14,6 +33,11 @@ from magpie_gateway.aim_models import (
     AimPersonalTemplateContent,
     CreateAimPersonalTemplateRequestBody,
 )
+from magpie_gateway.codes import fail
+from magpie_gateway.db import Collections
+from magpie_gateway.errors import TEMPLATE_UPDATE_FAILED
+from magpie_gateway.reviews import AUDIT_APPROVED, REVIEW_TARGETS, ReviewTarget, register_review_target
+from magpie_gateway.timefmt import iso, utc_now
 from magpie_gateway.validation import invalid, required_text
 
 # card_id values of CreateAimPersonalTemplateRequestBody (SDK docstring).
@@ -174,3 +198,93 @@ def review_message(doc: dict[str, Any], body: CreateAimPersonalTemplateRequestBo
         buttons=buttons,
         param_names=[p["key"] for p in doc["params"]],
     )
+
+
+# --- enable / disable / delete ---------------------------------------------------------------------------------
+TPL_DISABLED = 0
+TPL_ENABLED = 1
+TPL_STATES = (TPL_DISABLED, TPL_ENABLED)
+DISABLED_BY_TENANT = "disabled by the tenant"
+DEFAULT_LINK_DAYS = 7  # a send task without expiration_time mints links valid for 7 days
+TASK_HORIZON_DAYS = 31  # longer than any send task's link validity (7 days) plus the receipt window (72 h)
+
+
+def state_change(doc: dict[str, Any], tpl_state: int | None, now: datetime) -> dict[str, Any]:
+    """The ``$set`` that puts the template in ``tpl_state``; 400 for a value other than 0/1, KM.80040005 when
+    enabling a template no vendor approved."""
+    if tpl_state is None or isinstance(tpl_state, bool) or tpl_state not in TPL_STATES:
+        raise invalid("tpl_state must be 0 (disable) or 1 (enable)")
+    if tpl_state == TPL_ENABLED:
+        if doc.get("audit_state") != AUDIT_APPROVED or not any(f.get("state") == 1 for f in doc["factory_info"]):
+            raise fail(
+                TEMPLATE_UPDATE_FAILED,
+                f"template {doc['_id']} is not approved by any vendor; only an approved template can be enabled",
+            )
+        return {
+            "tpl_state": TPL_ENABLED,
+            "disabled": False,
+            "disabled_at": None,
+            "disable_desc": None,
+            "updated_at": now,
+        }
+    update: dict[str, Any] = {"tpl_state": TPL_DISABLED, "disabled": True, "updated_at": now}
+    if not doc.get("disabled"):
+        update |= {"disabled_at": now, "disable_desc": DISABLED_BY_TENANT}
+    return update
+
+
+def link_expiry(task: dict[str, Any]) -> datetime:
+    days = (task.get("resolve_task") or {}).get("expiration_time") or DEFAULT_LINK_DAYS
+    created: datetime = task["created_at"]
+    return created + timedelta(days=int(days))
+
+
+async def deletion_blocker(collections: Collections, tenant_id: str, tpl_id: str) -> str | None:
+    """Why the template cannot be deleted now (a send task in progress, or one whose links are still valid).
+
+    Only tasks of the last ``TASK_HORIZON_DAYS`` count: older tasks' links have expired and their receipts window
+    (72 h) is long over, so a task that somehow never completed does not block the template forever."""
+    from magpie_gateway.tasks import STATE_ACCEPTING, STATE_SUCCESS  # tasks imports this module
+
+    now = utc_now()
+    query = {"tenant_id": tenant_id, "tpl_id": tpl_id, "created_at": {"$gte": now - timedelta(days=TASK_HORIZON_DAYS)}}
+    tasks = await collections.tasks.find(query, {"state": 1, "created_at": 1, "resolve_task": 1}).to_list(None)
+    for task in tasks:
+        if task.get("state") in (STATE_ACCEPTING, STATE_SUCCESS):
+            return f"send task {task['_id']} of the template is in progress"
+    valid = [task for task in tasks if link_expiry(task) > now]
+    if valid:
+        last = max(valid, key=link_expiry)
+        return (
+            f"the short links of send task {last['_id']} are valid until {iso(link_expiry(last))}; "
+            "disable the template to stop new sends and delete it once the links have expired"
+        )
+    resolve_task = await collections.resolve_tasks.find_one(
+        {"tenant_id": tenant_id, "tpl_id": tpl_id, "expires_at": {"$gt": now}},
+        {"expires_at": 1},
+        sort=[("expires_at", -1)],
+    )
+    if resolve_task is not None:
+        return (
+            f"the short links of resolve task {resolve_task['_id']} are valid until {iso(resolve_task['expires_at'])}; "
+            "disable the template to stop new links and delete it once they have expired"
+        )
+    return None
+
+
+# --- review decisions respect the tenant's "disabled" -----------------------------------------------------------
+_REVIEW_BASE = REVIEW_TARGETS[template_pb2.REVIEW_SUBJECT_AIM_TEMPLATE]
+
+
+def review_update(doc: dict[str, Any], review: template_pb2.TemplateReviewed) -> dict[str, Any]:
+    """The review projector's update, keeping a template the tenant disabled disabled."""
+    update = _REVIEW_BASE.update(doc, review)
+    if doc.get("disabled"):
+        update["tpl_state"] = TPL_DISABLED
+    return update
+
+
+register_review_target(
+    template_pb2.REVIEW_SUBJECT_AIM_TEMPLATE,
+    ReviewTarget(_REVIEW_BASE.collection, _REVIEW_BASE.label, review_update, after=_REVIEW_BASE.after),
+)

@@ -1,5 +1,7 @@
-"""AIM card templates: ``create_aim_personal_template`` (9-digit ``tpl_id``, sent to review per vendor) and
-``list_aim_templates`` (the review state per vendor in ``factory_info``)."""
+"""AIM card templates: ``create_aim_personal_template`` (9-digit ``tpl_id``, sent to review per vendor),
+``list_aim_templates`` (the review state per vendor in ``factory_info``), ``update_personal_template_state``
+(enable / disable) and ``delete_aim_personal_template``. The rules of enabling, disabling and deleting are in
+``magpie_gateway.aim_templates``; another tenant's ``tpl_id`` is answered 404 like an unknown one."""
 
 from __future__ import annotations
 
@@ -10,14 +12,26 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pymongo.errors import DuplicateKeyError
 
+from magpie_gateway.aim_materials import check_material_references
 from magpie_gateway.aim_models import (
     CreateAimPersonalTemplateRequestBody,
     CreateAimPersonalTemplateResponse,
     ListAimTemplatesResponse,
+    NullDataResponse,
+    UpdatePersonalTemplateStateDataRequest,
 )
-from magpie_gateway.aim_templates import check_request, params_of, review_message, vendors_of
+from magpie_gateway.aim_templates import (
+    check_request,
+    deletion_blocker,
+    params_of,
+    review_message,
+    state_change,
+    vendors_of,
+)
 from magpie_gateway.auth import Principal, get_principal
+from magpie_gateway.codes import fail, not_found
 from magpie_gateway.context import GatewayContext, get_context, request_id
+from magpie_gateway.errors import TEMPLATE_DELETE_FAILED
 from magpie_gateway.pagination import page
 from magpie_gateway.reviews import AUDIT_UNDER_REVIEW, send_for_review
 from magpie_gateway.timefmt import iso, parse_window, utc_now
@@ -40,8 +54,8 @@ def template_view(doc: dict[str, Any], *, only_status: bool = False) -> dict[str
         "tpl_name": doc["tpl_name"],
         "scene": doc.get("scene"),
         "tpl_state": doc["tpl_state"],
-        "disable_desc": None,
-        "disable_time": None,
+        "disable_desc": doc.get("disable_desc") if doc.get("disabled") else None,
+        "disable_time": iso(doc.get("disabled_at")) if doc.get("disabled") else None,
         "audit_state": doc["audit_state"],
         "audit_desc": doc.get("audit_desc"),
         "description": doc.get("sms_example"),
@@ -76,6 +90,7 @@ async def create_aim_personal_template(
 ) -> dict[str, Any]:
     check_request(body)
     vendors = vendors_of(body)
+    await check_material_references(context.collections, principal.tenant_id, body)
     params = params_of(body)
     now = utc_now()
     doc: dict[str, Any] = {
@@ -157,3 +172,45 @@ async def list_aim_templates(
         "templates": [template_view(d, only_status=is_only_status) for d in docs],
         "page_info": paging.info(total),
     }
+
+
+async def _template(context: GatewayContext, tenant_id: str, tpl_id: str) -> dict[str, Any]:
+    doc = await context.collections.aim_templates.find_one({"_id": tpl_id, "tenant_id": tenant_id})
+    if doc is None:
+        raise not_found(f"AIM template {tpl_id}")
+    return doc
+
+
+@router.put(
+    "/v1/aim/template-state/{tpl_id}", response_model=NullDataResponse, summary="update_personal_template_state"
+)
+async def update_personal_template_state(
+    tpl_id: str,
+    body: UpdatePersonalTemplateStateDataRequest,
+    principal: Principal = Depends(get_principal),
+    context: GatewayContext = Depends(get_context),
+) -> dict[str, Any]:
+    doc = await _template(context, principal.tenant_id, tpl_id)
+    update = state_change(doc, body.tpl_state, utc_now())
+    result = await context.collections.aim_templates.update_one(
+        {"_id": tpl_id, "tenant_id": principal.tenant_id}, {"$set": update}
+    )
+    if result.matched_count == 0:  # deleted meanwhile
+        raise not_found(f"AIM template {tpl_id}")
+    return {"status": OK_STATUS, "message": OK_MESSAGE, "data": None}
+
+
+@router.delete("/v1/aim/template/{tpl_id}", response_model=NullDataResponse, summary="delete_aim_personal_template")
+async def delete_aim_personal_template(
+    tpl_id: str,
+    principal: Principal = Depends(get_principal),
+    context: GatewayContext = Depends(get_context),
+) -> dict[str, Any]:
+    await _template(context, principal.tenant_id, tpl_id)
+    blocker = await deletion_blocker(context.collections, principal.tenant_id, tpl_id)
+    if blocker is not None:
+        raise fail(TEMPLATE_DELETE_FAILED, blocker)
+    result = await context.collections.aim_templates.delete_one({"_id": tpl_id, "tenant_id": principal.tenant_id})
+    if result.deleted_count == 0:  # deleted by a concurrent request
+        raise not_found(f"AIM template {tpl_id}")
+    return {"status": OK_STATUS, "message": OK_MESSAGE, "data": None}

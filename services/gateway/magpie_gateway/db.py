@@ -32,8 +32,13 @@ class Collections:
     tokens: AsyncCollection
     # AIM templates: materials and thumbnails
     aim_materials: AsyncCollection
+    # AIM template reports: daily counters, their de-duplication marks, recipients' handset vendors
+    template_stats: AsyncCollection
+    template_stat_marks: AsyncCollection
+    recipient_vendors: AsyncCollection
     # resolution tasks (links minted without sending)
     resolve_tasks: AsyncCollection
+    resolve_links: AsyncCollection  # one per link of a resolution task (``<task_id>:<index>``)
     # SMS signature files and direct SMS sends
     signature_files: AsyncCollection
     sms_sends: AsyncCollection
@@ -53,6 +58,7 @@ class Collections:
     jump_links: AsyncCollection
     exports: AsyncCollection
     files: AsyncCollection  # metadata of stored files (bytes in GridFS, see files.py)
+    package_orders: AsyncCollection  # packages bought through the gateway (the quotas themselves are billing's)
 
     @property
     def database(self) -> AsyncDatabase:
@@ -64,7 +70,11 @@ class Collections:
 
 
 _INDEXES: dict[str, list[IndexModel]] = {
-    "credentials": [IndexModel([("tenant_id", ASCENDING)])],
+    "tenants": [IndexModel([("name", ASCENDING)])],  # IAM domain name lookup (POST /v3/auth/tokens)
+    "credentials": [
+        IndexModel([("tenant_id", ASCENDING)]),
+        IndexModel([("tenant_id", ASCENDING), ("user_id", ASCENDING)]),
+    ],
     "sms_apps": [
         IndexModel([("tenant_id", ASCENDING), ("name_key", ASCENDING)], unique=True),
         IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
@@ -85,25 +95,63 @@ _INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
     ],
     "batch_counts": [IndexModel([("task_id", ASCENDING), ("batch_no", ASCENDING)])],
-    "users": [IndexModel([("tenant_id", ASCENDING), ("name_key", ASCENDING)], unique=True)],
-    "policies": [IndexModel([("tenant_id", ASCENDING), ("name", ASCENDING)], unique=True)],
+    "users": [
+        IndexModel([("tenant_id", ASCENDING), ("name_key", ASCENDING)], unique=True),
+        IndexModel([("tenant_id", ASCENDING), ("policies", ASCENDING)]),
+    ],
+    "policies": [IndexModel([("tenant_id", ASCENDING), ("name_key", ASCENDING)], unique=True)],
     "tokens": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
-    "aim_materials": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
-    "resolve_tasks": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "aim_materials": [
+        IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("aim_resource_id", ASCENDING)], unique=True),
+        IndexModel([("tenant_id", ASCENDING), ("video_id", ASCENDING)]),
+    ],
+    "template_stats": [IndexModel([("tenant_id", ASCENDING), ("tpl_id", ASCENDING), ("day", ASCENDING)])],
+    "template_stat_marks": [IndexModel([("at", ASCENDING)], expireAfterSeconds=35 * 86400)],
+    "recipient_vendors": [
+        IndexModel([("batch_key", ASCENDING)]),
+        IndexModel([("created_at", ASCENDING)], expireAfterSeconds=190 * 86400),
+    ],
+    "resolve_tasks": [
+        IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("tenant_id", ASCENDING), ("tpl_id", ASCENDING), ("created_at", DESCENDING)]),
+    ],
+    "resolve_links": [
+        IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("task_id", ASCENDING), ("index", ASCENDING)]),
+        IndexModel([("tenant_id", ASCENDING), ("cust_flag", ASCENDING)]),
+        IndexModel([("tenant_id", ASCENDING), ("code", ASCENDING)]),
+    ],
     "signature_files": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
     "sms_sends": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
     "vms_templates": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
     "vms_tasks": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
     "vms_callbacks": [IndexModel([("tenant_id", ASCENDING), ("url_type", ASCENDING)], unique=True)],
-    "sa_pubs": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "sa_pubs": [
+        IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
+        # a name may repeat within a tenant only with different remarks; names are not shared across tenants
+        IndexModel([("tenant_id", ASCENDING), ("name_key", ASCENDING), ("remark_key", ASCENDING)], unique=True),
+        IndexModel([("name_keys", ASCENDING)]),
+    ],
     "sa_menus": [IndexModel([("tenant_id", ASCENDING), ("pub_id", ASCENDING)])],
     "sa_portals": [IndexModel([("tenant_id", ASCENDING), ("pub_id", ASCENDING)])],
-    "sa_ports": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "sa_ports": [
+        IndexModel([("tenant_id", ASCENDING), ("kind", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("tenant_id", ASCENDING), ("unique_key", ASCENDING)], unique=True),
+        IndexModel([("tenant_id", ASCENDING), ("port_id", ASCENDING)]),
+    ],
     "sa_media": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
     "filings": [IndexModel([("tenant_id", ASCENDING), ("product", ASCENDING)])],
-    "domains": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "domains": [
+        IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("tenant_id", ASCENDING), ("name_key", ASCENDING)], unique=True),
+    ],
     "jump_links": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
-    "exports": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
+    "exports": [
+        IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("state", ASCENDING), ("created_at", ASCENDING)]),
+    ],
+    "package_orders": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
     "files": [IndexModel([("tenant_id", ASCENDING), ("kind", ASCENDING), ("created_at", DESCENDING)])],
 }
 _TTL_INDEX = "created_at_ttl"
