@@ -224,7 +224,7 @@ def prerequisites(client: KooMessageClient, *, callback_url: str | None = None, 
     page = AimPersonalTemplatePage(
         page_order=1,
         contents=[
-            AimPersonalTemplateContent(type="image", src_type=1, src="https://img.example.com/banner.png"),
+            AimPersonalTemplateContent(type="image", src_type=2, src="https://img.example.com/banner.png"),
             AimPersonalTemplateContent(type="text", content="双十一会员日", is_text_title="true"),
             AimPersonalTemplateContent(type="text", content="${name}，您有一张 ${amount} 元优惠券待领取"),
             AimPersonalTemplateContent(
