@@ -113,6 +113,9 @@ class Stack:
             "MAGPIE_RESOLVER_URL": f"http://127.0.0.1:{p.number_resolver}",
             "MAGPIE_REVIEW_URL": f"http://127.0.0.1:{p.template_review}",
             "MAGPIE_SHORTLINK_PUBLIC_URL": f"http://127.0.0.1:{p.shortlink}/",
+            # gateway -> shortlink internal API (resolution-task links); the token is this deployment's own
+            "MAGPIE_SHORTLINK_URL": f"http://127.0.0.1:{p.shortlink}",
+            "MAGPIE_SHORTLINK_INTERNAL_TOKEN": uuid.uuid4().hex,
             "MAGPIE_SMPP_HOST": "127.0.0.1",
             "MAGPIE_SMPP_PORT": str(p.smpp),
             "MAGPIE_SMPP_SYSTEM_ID": SMPP_SYSTEM_ID,
@@ -134,7 +137,16 @@ class Stack:
                 Proc("template-review", "magpie_template_review", p.template_review),
                 Proc("number-resolver", "magpie_number_resolver", p.number_resolver),
                 Proc("shortlink", "magpie_shortlink", p.shortlink),
-                Proc("dispatcher", "magpie_dispatcher", p.dispatcher),
+                Proc(
+                    "dispatcher",
+                    "magpie_dispatcher",
+                    p.dispatcher,
+                    # video SMS too: the vms role submits to the simulator's VMS channel (HTTP)
+                    {
+                        "MAGPIE_DISPATCHER_ROLES": "send,receipts,vms",
+                        "MAGPIE_VMS_CARRIER_URL": f"http://127.0.0.1:{p.simulator_http}",
+                    },
+                ),
                 Proc("billing", "magpie_billing", p.billing),
                 Proc("gateway", "magpie_gateway", p.gateway),
             ]

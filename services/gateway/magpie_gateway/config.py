@@ -19,6 +19,11 @@ variable                           default                     meaning
 ``MAGPIE_MAX_BODY_BYTES``          ``134217728``               largest accepted request body
 ``MAGPIE_REGION``                  ``cn-north-4``              region reported for SMS apps
 ``MAGPIE_IDEMPOTENCY_TTL_S``       ``86400``                   how long an ``Idempotency-Key`` is remembered
+``MAGPIE_RESOLVER_URL``            ``http://127.0.0.1:18092``  number-resolver internal API (capability check)
+``MAGPIE_SHORTLINK_URL``           ``http://127.0.0.1:18081``  shortlink internal API (resolution-task links)
+``MAGPIE_SHORTLINK_INTERNAL_TOKEN`` unset                      token of the shortlink internal API (header
+                                                               ``X-Internal-Token``); unset = links not minted
+``MAGPIE_UPSTREAM_TIMEOUT_S``      ``10``                      timeout of a call to those internal APIs
 =================================  ==========================  =============================================
 """
 
@@ -71,3 +76,7 @@ class GatewayConfig:
     max_body_bytes: int = field(default_factory=lambda: env_int("MAGPIE_MAX_BODY_BYTES", 128 * 1024 * 1024))
     region: str = field(default_factory=lambda: env_str("MAGPIE_REGION", "cn-north-4"))
     idempotency_ttl_s: int = field(default_factory=lambda: env_int("MAGPIE_IDEMPOTENCY_TTL_S", 86400))
+    resolver_url: str = field(default_factory=lambda: env_str("MAGPIE_RESOLVER_URL", "http://127.0.0.1:18092"))
+    shortlink_url: str = field(default_factory=lambda: env_str("MAGPIE_SHORTLINK_URL", "http://127.0.0.1:18081"))
+    shortlink_internal_token: str = field(default_factory=lambda: env_str("MAGPIE_SHORTLINK_INTERNAL_TOKEN", ""))
+    upstream_timeout_s: float = field(default_factory=lambda: env_float("MAGPIE_UPSTREAM_TIMEOUT_S", 10.0))

@@ -6,7 +6,10 @@ arrays, guarded by the document's version (optimistic concurrency: the delivery 
 partitions at once, and different topics' loops may touch the same document). A document changed under us is
 re-read and the events re-applied, which is safe because every projection is idempotent and order-independent.
 Then the batch counters, recomputed from the arrays, are written with the new version (an older computation
-never overwrites a newer one).
+never overwrites a newer one), with the unresolvable recipients by reason (``read_model.reasons``).
+
+LINK events of resolution tasks (links minted without a send, task ids ``RT...``) have no recipient batch: they
+go to :class:`magpie_gateway.resolve_task_projection.ResolutionProjection`.
 
 Whole arrays are written rather than positional ``"status.17"`` paths: on the embedded SecantusDB a ``$set`` of
 many positional paths costs far more than replacing the array (measured: 500 positions ~700 ms per document,
@@ -29,7 +32,8 @@ from magpie.v1 import dispatch_pb2, link_pb2, resolve_pb2
 from magpie_common.ids import now_ms
 from magpie_common.kafka import Decoded
 from magpie_gateway.db import Collections
-from magpie_gateway.read_model import DELIVERY_ARRAYS, RANK, array, batch_id, counters
+from magpie_gateway.read_model import DELIVERY_ARRAYS, RANK, array, batch_id, counters, reasons
+from magpie_gateway.resolve_task_projection import ResolutionProjection, is_resolution_task
 from magpie_gateway.tasks import mark_batches_final
 
 log = logging.getLogger(__name__)
@@ -108,6 +112,7 @@ def same_number(submitted: str, named: str) -> bool:
 class Projector:
     def __init__(self, collections: Collections) -> None:
         self._c = collections
+        self.resolutions = ResolutionProjection(collections)
         # Batches this process already recorded as final (saves a task write per later event, e.g. resolutions).
         self._marked: set[tuple[str, int]] = set()
 
@@ -132,12 +137,18 @@ class Projector:
 
     async def on_link(self, batch: Sequence[Decoded[link_pb2.LinkEvent]]) -> None:
         changes: dict[str, list[Change]] = defaultdict(list)
+        resolution_tasks: list[link_pb2.LinkEvent] = []
         for item in batch:
             event = item.message
+            if is_resolution_task(event.task_id):
+                resolution_tasks.append(event)
+                continue
             if event.type != link_pb2.LINK_EVENT_TYPE_RESOLVED:
                 continue
             at_ms = event.at_ms or event.meta.occurred_at_ms or now_ms()
             changes[batch_id(event.task_id, event.batch_no)].append(Change(event.index, event.mobile, at_ms))
+        if resolution_tasks:
+            await self.resolutions.on_link(resolution_tasks)
         await self.apply("link", changes)
 
     # --- the write path -------------------------------------------------------------------------------------
@@ -166,7 +177,7 @@ class Projector:
         mutate = KINDS[kind]
         docs = await self._c.recipient_batches.find({"_id": {"$in": list(pending)}}).to_list(None)
         found = {doc["_id"]: doc for doc in docs}
-        writes: list[tuple[dict[str, Any], dict[str, Any], dict[str, int]]] = []
+        writes: list[tuple[dict[str, Any], dict[str, Any], dict[str, int], dict[str, int]]] = []
         finals: list[tuple[str, int]] = []
         for doc_id, items in pending.items():
             doc = found.get(doc_id)
@@ -185,7 +196,8 @@ class Projector:
                 if counters(doc)["final"] == doc["n"]:
                     finals.append((doc["task_id"], doc["batch_no"]))
                 continue
-            writes.append((doc, changed, counters({**doc, **changed})))
+            updated = {**doc, **changed}
+            writes.append((doc, changed, counters(updated), reasons(updated)))
         if not writes:
             return [], finals
         semaphore = asyncio.Semaphore(WRITE_CONCURRENCY)
@@ -197,18 +209,18 @@ class Projector:
                 )
                 return result.matched_count == 1
 
-        results = await asyncio.gather(*(write(doc, changed) for doc, changed, _ in writes))
-        conflicted = [doc["_id"] for (doc, _, _), ok in zip(writes, results, strict=True) if not ok]
+        results = await asyncio.gather(*(write(doc, changed) for doc, changed, _, _ in writes))
+        conflicted = [doc["_id"] for (doc, _, _, _), ok in zip(writes, results, strict=True) if not ok]
         count_ops = [
-            UpdateOne({"_id": doc["_id"], "v": {"$lt": doc["v"] + 1}}, {"$set": {"c": c, "v": doc["v"] + 1}})
-            for (doc, _, c), ok in zip(writes, results, strict=True)
+            UpdateOne({"_id": doc["_id"], "v": {"$lt": doc["v"] + 1}}, {"$set": {"c": c, "r": r, "v": doc["v"] + 1}})
+            for (doc, _, c, r), ok in zip(writes, results, strict=True)
             if ok
         ]
         if count_ops:
             await self._c.batch_counts.bulk_write(count_ops, ordered=False)
         finals.extend(
             (doc["task_id"], doc["batch_no"])
-            for (doc, _, c), ok in zip(writes, results, strict=True)
+            for (doc, _, c, _), ok in zip(writes, results, strict=True)
             if ok and c["final"] == doc["n"]
         )
         return conflicted, finals

@@ -24,7 +24,10 @@ SUBMITTED never overwrites a final state, and a real receipt arriving after the 
 
 The batch counters live in a small companion document (collection ``batch_counts``) so task totals are a sum
 over tiny documents. They are recomputed from the arrays on every change (never incremented), so replayed
-events cannot double count; a version number makes the latest computation win.
+events cannot double count; a version number makes the latest computation win. Beside the counters ``c`` the
+document keeps ``r``: the unresolvable recipients (routes DEGRADED, VMS, SKIPPED) by the number check's reason
+(``UNKNOWN_DEVICE``, ``APP_TOO_OLD``, ``VENDOR_NOT_APPROVED``, ...), the source of the task's number-check
+summary (``number_check`` in ``magpie_summary``).
 """
 
 from __future__ import annotations
@@ -156,13 +159,56 @@ def counters(doc: dict[str, Any]) -> dict[str, int]:
     }
 
 
+UNRESOLVABLE_ROUTES = frozenset({DEGRADED, VMS, SKIPPED})
+UNKNOWN_REASON = "UNKNOWN"
+REASON_PREFIX = "reason:"  # reason counters in the summed counters of a task (``sum_counters``)
+
+
+def reason_key(reason: str) -> str:
+    """A reason as a MongoDB field name (reasons are upper-case identifiers; anything else is made safe)."""
+    key = reason.strip().replace(".", "_").lstrip("$") or UNKNOWN_REASON
+    return key
+
+
+def reasons(doc: dict[str, Any]) -> dict[str, int]:
+    """The batch's unresolvable recipients by reason (a recipient without a reason counts as ``UNKNOWN``)."""
+    counts: dict[str, int] = {}
+    for route, reason in zip(array(doc, "route"), array(doc, "reason"), strict=True):
+        if route in UNRESOLVABLE_ROUTES:
+            key = reason_key(reason or "")
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def sum_counters(docs: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """The counters of many batches added up, with their reasons as ``reason:<REASON>`` entries."""
     total = dict.fromkeys(COUNTER_NAMES, 0)
     for doc in docs:
         for name, value in (doc.get("c") or {}).items():
             if name in total:
                 total[name] += int(value)
+        for reason, value in (doc.get("r") or {}).items():
+            key = REASON_PREFIX + reason
+            total[key] = total.get(key, 0) + int(value)
     return total
+
+
+def number_check(unique_recipients: int, counts: dict[str, int]) -> dict[str, Any]:
+    """The number check of a task: de-duplicated total, invalid, resolvable, unresolvable (by reason), pending."""
+    by_reason = {
+        name.removeprefix(REASON_PREFIX): value
+        for name, value in sorted(counts.items())
+        if name.startswith(REASON_PREFIX) and value
+    }
+    return {
+        "total": unique_recipients,
+        "checked": counts["classified"],
+        "pending": max(0, unique_recipients - counts["classified"]),
+        "invalid": counts["invalid"],
+        "resolvable": counts["smart"],
+        "unresolvable": counts["degraded"] + counts["vms"] + counts["skipped"],
+        "unresolvable_by_reason": by_reason,
+    }
 
 
 def send_status(route: int, dstat: int) -> str:

@@ -8,6 +8,12 @@
 
 The ``task_status`` filter of ``list_aim_send_tasks`` takes the SDK's ``Success`` (accepted: ``Success`` and
 ``COMPLETED``) and ``Fail`` (``Failed``), and also ``COMPLETED``.
+
+``magpie_summary.number_check`` is the task's number check: ``total`` (recipients after de-duplication; the
+duplicates dropped are ``magpie_summary.duplicates``), ``checked`` and ``pending`` (classified or not yet),
+``invalid``, ``resolvable`` (smart), ``unresolvable`` (fallback SMS, VMS or skipped) and ``unresolvable_by_reason``
+(``{"UNKNOWN_DEVICE": 3, "APP_TOO_OLD": 1, ...}``, the number-resolver's reasons). The per-recipient reason is
+``reason`` in ``list_aim_send_details``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from magpie_common.topics import RECIPIENTS, TASK_ACCEPTED
 from magpie_gateway.auth import Principal
 from magpie_gateway.context import GatewayContext, event_meta
 from magpie_gateway.db import Collections
-from magpie_gateway.read_model import BATCH_SIZE, new_batch_documents, sum_counters
+from magpie_gateway.read_model import BATCH_SIZE, new_batch_documents, number_check, sum_counters
 from magpie_gateway.send_task_builder import PreparedTask, task_context
 from magpie_gateway.timefmt import iso, iso_ms, utc_now
 
@@ -97,6 +103,7 @@ def task_document(
         "accepted_at": None,
         "completed_at": None,
         "operator": principal.user_name or principal.user_id,
+        "operator_id": principal.user_id,  # the sub-user's id (the tenant id for the main account)
         "trace_id": trace_id,
     }
 
@@ -191,6 +198,7 @@ def create_response(task: dict[str, Any], prepared: PreparedTask) -> dict[str, A
         "duplicates": task["duplicates"],
         "batch_count": task["batch_count"],
         "fallback": task["fallback"],
+        "operator": task.get("operator"),
     }
 
 
@@ -199,7 +207,7 @@ async def task_counts(collections: Collections, task_ids: Iterable[str]) -> dict
     ids = list(task_ids)
     by_task: dict[str, list[dict[str, Any]]] = {task_id: [] for task_id in ids}
     if ids:
-        async for doc in collections.batch_counts.find({"task_id": {"$in": ids}}, {"task_id": 1, "c": 1}):
+        async for doc in collections.batch_counts.find({"task_id": {"$in": ids}}, {"task_id": 1, "c": 1, "r": 1}):
             by_task.setdefault(doc["task_id"], []).append(doc)
     return {task_id: sum_counters(docs) for task_id, docs in by_task.items()}
 
@@ -226,6 +234,7 @@ def task_view(task: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
         "support_resolve_count": counts["smart"],
         "failed_short_chains": [],
         "success_number": counts["delivered"],
+        "operator": task.get("operator"),  # Magpie extension: the sub-user (or main account) that created it
         "magpie_summary": {
             "state": summary_state(task),
             "submitted": task["submitted"],
@@ -245,6 +254,7 @@ def task_view(task: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
             "final": counts["final"],
             "fallback": task.get("fallback"),
             "completed_time": iso(task.get("completed_at")),
+            "number_check": number_check(int(task["unique_recipients"]), counts),
         },
     }
 

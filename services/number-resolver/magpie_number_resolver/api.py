@@ -13,9 +13,13 @@ Routes
 - ``POST /internal/portability/import``  CSV ``mobile,carrier`` -> import report
 - ``PUT /internal/portability/{mobile}`` {"carrier": "CUCC"} -> the override
 - ``GET|DELETE /internal/portability/{mobile}``
-- ``POST /internal/capabilities/check``  {"mobiles": [...<=100], "vendors": [...], "fallback": "SMS"}
+- ``POST /internal/capabilities/check``  {"mobiles": [...<=100], "vendors": [...], "fallback": "SMS",
+                                         "encryption_alg": "NONE" | "SHA1"}
                                          -> {"results": [{mobile, msisdn, supported, route, reason, vendor, carrier,
-                                         buttons}]}; "vendors" omitted or null = any vendor, [] = none approved
+                                         buttons}]}; "vendors" omitted or null = any vendor, [] = none approved.
+                                         With SHA1 each mobile is the hex SHA1 of the msisdn (``8613800138000``),
+                                         looked up in the registry's SHA1 index; ``mobile`` echoes the hash as sent
+                                         and a hash of no registered number is unsupported (UNKNOWN_DEVICE)
 - ``POST /internal/registry/reload``     refill Redis from MongoDB (operator action) -> counts
 - ``GET /metrics``, ``/healthz``, ``/readyz``
 """
@@ -23,6 +27,7 @@ Routes
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,7 +41,7 @@ from magpie.v1 import common_pb2
 from magpie_common.kafka import is_transient
 from magpie_common.service import ops_routes
 from magpie_number_resolver.carriers import SegmentTable
-from magpie_number_resolver.classifier import Classifier, vendor_set
+from magpie_number_resolver.classifier import UNKNOWN_DEVICE, Capability, Classifier, NumberResult, vendor_set
 from magpie_number_resolver.config import CHECK_MAX_MOBILES, ResolverConfig
 from magpie_number_resolver.csv_import import CsvRows, UploadError, charset_of, decode, read_limited
 from magpie_number_resolver.devices import ALL_FIELDS, FieldError, build_profile
@@ -57,6 +62,7 @@ from magpie_number_resolver.worker import FALLBACK_ROUTES, ROUTE_NAMES
 log = logging.getLogger(__name__)
 
 FALLBACK_NAMES = {"SMS": common_pb2.FALLBACK_SMS, "SKIP": common_pb2.FALLBACK_SKIP, "VMS": common_pb2.FALLBACK_VMS}
+SHA1_HEX = re.compile(r"[0-9a-f]{40}")
 
 
 class ApiError(Exception):
@@ -231,6 +237,18 @@ def create_app(
 
     # --- capability check ------------------------------------------------------------------------------------
 
+    async def classify_hashed(hashes: list[str], approved: frozenset[str] | None) -> list[NumberResult]:
+        """Results of SHA1-hashed numbers: each hash mapped to its registered msisdn, then classified as in the
+        plain check; a hash of no registered number is an unknown device (valid shape, unsupported)."""
+        keys = [h.strip().lower() for h in hashes]
+        if not all(SHA1_HEX.fullmatch(k) for k in keys):
+            raise invalid("with encryption_alg SHA1 every mobile must be a 40-character hex SHA1 digest")
+        known = await registry.msisdns_of_sha1(keys)
+        classified = await classifier.classify(list(dict.fromkeys(known.values())), approved) if known else []
+        by_msisdn = dict(zip(dict.fromkeys(known.values()), classified, strict=True))
+        unknown = NumberResult("", "", True, Capability(False, False, UNKNOWN_DEVICE, ""))
+        return [by_msisdn[known[k]] if k in known else unknown for k in keys]
+
     @app.post("/internal/capabilities/check")
     async def check(request: Request) -> Response:
         body = await json_object(request)
@@ -253,7 +271,13 @@ def create_app(
             raise invalid("fallback must be one of SMS, SKIP, VMS")
         fallback = FALLBACK_ROUTES[FALLBACK_NAMES[fallback_name.upper()]]
         approved = None if vendors is None else vendor_set(vendors)
-        results = await classifier.classify(mobiles, approved)
+        algorithm = body.get("encryption_alg") or "NONE"
+        if not isinstance(algorithm, str) or algorithm.upper() not in ("NONE", "SHA1"):
+            raise invalid("encryption_alg must be NONE or SHA1")
+        if algorithm.upper() == "SHA1":
+            results = await classify_hashed(mobiles, approved)
+        else:
+            results = await classifier.classify(mobiles, approved)
         CAPABILITY_CHECKS.inc(len(mobiles))
         answer = []
         for mobile, result in zip(mobiles, results, strict=True):

@@ -13,10 +13,16 @@ The same field rules apply to CSV rows and JSON bodies (:func:`build_profile`):
   (``capability.Version.parse``); ≤ 40 characters;
 - ``smart_service_switch`` (vivo 智慧信息服务), ``rich_media_switch`` (vivo 富媒体化展示内容): optional booleans;
   text forms 1/0, true/false, on/off, yes/no, y/n, 开/关, 是/否 (any case); empty = unknown.
+
+``observed``: the profile was learned from a handset that resolved a smart-message link (``learning``): the
+handset is known to render cards whatever the table says about its (possibly incomplete) fields; the fields the
+edge could not tell are empty strings. Packed as an optional 11th field ("1"), absent for imported profiles, so
+profiles packed before the field existed keep their identity.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +31,7 @@ from magpie_number_resolver.capability import Device, Version, VersionError
 
 SEP = "\x1f"
 PACK_FIELDS = 10
+PACKED_OBSERVED = "1"  # the optional 11th packed field of an observed profile
 
 TEXT_FIELDS: dict[str, int] = {"brand": 40, "model": 80, "os_name": 40}
 REQUIRED_VERSIONS = ("os_version", "app_version")
@@ -41,6 +48,12 @@ _FALSE = frozenset({"0", "false", "off", "no", "n", "关", "否", "关闭"})
 
 class FieldError(ValueError):
     """A device field that fails validation; the message names the field."""
+
+
+def sha1_of(msisdn: str) -> str:
+    """The lower-case hex SHA1 of a msisdn (``8613800138000``: country code without "+" or leading zeros, then the
+    number), as KooMessage's capability check sends hashed numbers (``encryption_alg`` SHA1)."""
+    return hashlib.sha1(msisdn.encode("ascii"), usedforsecurity=False).hexdigest()
 
 
 def _has_control(text: str) -> bool:
@@ -61,6 +74,7 @@ class DeviceProfile:
     quick_app_engine_version: str | None = None
     smart_service_switch: bool | None = None
     rich_media_switch: bool | None = None
+    observed: bool = False
     packed: str = field(default="", compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -70,12 +84,12 @@ class DeviceProfile:
     def to_device(self) -> Device:
         """The capability engine's view of this profile."""
         return Device(
-            brand=self.brand,
-            model=self.model,
-            os_name=self.os_name,
-            os_version=self.os_version,
+            brand=self.brand or None,
+            model=self.model or None,
+            os_name=self.os_name or None,
+            os_version=self.os_version or None,
             android_version=self.android_version,
-            app_version=self.app_version,
+            app_version=self.app_version or None,
             plugin_version=self.plugin_version,
             quick_app_engine_version=self.quick_app_engine_version,
             smart_info_service=self.smart_service_switch,
@@ -83,7 +97,7 @@ class DeviceProfile:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in ALL_FIELDS}
+        return {**{name: getattr(self, name) for name in ALL_FIELDS}, "observed": self.observed}
 
 
 def _switch_char(value: bool | None) -> str:
@@ -91,8 +105,9 @@ def _switch_char(value: bool | None) -> str:
 
 
 def pack(profile: DeviceProfile) -> str:
-    """The compact text form: the ten fields joined by U+001F (no field may contain a control character)."""
-    return SEP.join(
+    """The compact text form: the ten fields joined by U+001F (no field may contain a control character), plus
+    an 11th field "1" for an observed profile."""
+    packed = SEP.join(
         (
             profile.brand,
             profile.model,
@@ -106,12 +121,16 @@ def pack(profile: DeviceProfile) -> str:
             _switch_char(profile.rich_media_switch),
         )
     )
+    return packed + SEP + PACKED_OBSERVED if profile.observed else packed
 
 
 def unpack(packed: str) -> DeviceProfile:
     parts = packed.split(SEP)
+    observed = len(parts) == PACK_FIELDS + 1 and parts[-1] == PACKED_OBSERVED
+    if observed:
+        parts.pop()
     if len(parts) != PACK_FIELDS:
-        raise ValueError(f"a packed profile has {PACK_FIELDS} fields, got {len(parts)}")
+        raise ValueError(f"a packed profile has {PACK_FIELDS} fields (11 when observed), got {len(parts)}")
     brand, model, os_name, os_version, app_version, android, plugin, engine, smart, rich = parts
     return DeviceProfile(
         brand=brand,
@@ -124,6 +143,7 @@ def unpack(packed: str) -> DeviceProfile:
         quick_app_engine_version=engine or None,
         smart_service_switch=None if smart == "" else smart == "1",
         rich_media_switch=None if rich == "" else rich == "1",
+        observed=observed,
         packed=packed,
     )
 

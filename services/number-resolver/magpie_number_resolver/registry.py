@@ -32,6 +32,12 @@ that one MGET.
 
 Writes go to MongoDB first (bulk upserts in chunks, see ``mongo_bulk``), then Redis (one MSET per chunk):
 MongoDB is the truth, and a Redis that lost its data is refilled from it (``hotcache.HotCache``).
+
+SHA1 index: every record also stores ``sha1`` (hex SHA1 of the msisdn, ``devices.sha1_of``) under an index, so the
+capability check can answer numbers sent hashed (KooMessage ``encryption_alg`` SHA1) with one indexed query per
+call (``msisdns_of_sha1``). Records written before the field existed are given it once by ``ensure_indexes`` (a
+marker in ``registry_meta`` records that the backfill ran). A hash of a number the registry does not know has no
+match: like an unknown number in the plain check, it is unsupported.
 """
 
 from __future__ import annotations
@@ -42,14 +48,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from magpie_common.config import Settings
-from magpie_number_resolver.devices import ALL_FIELDS, DeviceProfile
+from magpie_number_resolver.devices import ALL_FIELDS, DeviceProfile, sha1_of
 from magpie_number_resolver.mongo_bulk import upsert_documents
 from magpie_number_resolver.profiles import ProfileStore
 
 WRITE_CHUNK = 2000
+SHA1_IN_SLICE = 100  # hashes per $in (long $in lists are slow on the embedded server)
+SHA1_BACKFILL_DONE = "sha1_backfill"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,7 @@ class DeviceRegistry:
     def __init__(self, settings: Settings, db: AsyncDatabase, redis: aioredis.Redis, profiles: ProfileStore) -> None:
         self.settings = settings
         self.collection = db["devices"]
+        self.meta = db["registry_meta"]
         self.redis = redis
         self.profiles = profiles
         self._prefix = settings.rkey("dev", "")
@@ -81,6 +91,38 @@ class DeviceRegistry:
 
     async def ensure_indexes(self) -> None:
         await self.profiles.ensure_indexes()
+        await self.collection.create_index("sha1", name="sha1")
+        await self.backfill_sha1()
+
+    async def backfill_sha1(self, chunk: int = WRITE_CHUNK) -> int:
+        """Give ``sha1`` to the records stored before the SHA1 index existed (once; later writes carry it)."""
+        if await self.meta.find_one({"_id": SHA1_BACKFILL_DONE}) is not None:
+            return 0
+        count = 0
+        ops: list[UpdateOne] = []
+        async for doc in self.collection.find({"sha1": {"$exists": False}}, {"_id": 1}, batch_size=chunk):
+            ops.append(UpdateOne({"_id": doc["_id"]}, {"$set": {"sha1": sha1_of(doc["_id"])}}))
+            if len(ops) >= chunk:
+                await self.collection.bulk_write(ops, ordered=False)
+                count += len(ops)
+                ops = []
+        if ops:
+            await self.collection.bulk_write(ops, ordered=False)
+            count += len(ops)
+        await self.meta.update_one(
+            {"_id": SHA1_BACKFILL_DONE}, {"$set": {"at": datetime.now(UTC), "records": count}}, upsert=True
+        )
+        return count
+
+    async def msisdns_of_sha1(self, hashes: Sequence[str]) -> dict[str, str]:
+        """hex SHA1 (lower case) -> msisdn of the registered numbers among ``hashes`` (unknown hashes are absent)."""
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), SHA1_IN_SLICE):
+            cursor = self.collection.find({"sha1": {"$in": wanted[start : start + SHA1_IN_SLICE]}}, {"sha1": 1})
+            async for doc in cursor:
+                found[doc["sha1"]] = doc["_id"]
+        return found
 
     async def upsert_many(self, rows: Sequence[tuple[str, DeviceProfile]]) -> int:
         """Write (msisdn, profile) rows: MongoDB bulk upserts then a Redis pipeline, in chunks. Last row wins."""
@@ -99,7 +141,13 @@ class DeviceRegistry:
         await upsert_documents(
             self.collection,
             [
-                {"_id": msisdn, **profile.as_dict(), "profile": ids[profile.packed], "updated_at": now}
+                {
+                    "_id": msisdn,
+                    **profile.as_dict(),
+                    "profile": ids[profile.packed],
+                    "sha1": sha1_of(msisdn),
+                    "updated_at": now,
+                }
                 for msisdn, profile in items
             ],
         )
@@ -109,7 +157,8 @@ class DeviceRegistry:
         doc = await self.collection.find_one({"_id": msisdn})
         if doc is None:
             return None
-        profile = DeviceProfile(**{name: doc.get(name) for name in ALL_FIELDS})  # stored values were validated
+        fields = {name: doc.get(name) for name in ALL_FIELDS}  # stored values were validated
+        profile = DeviceProfile(**fields, observed=bool(doc.get("observed", False)))
         return DeviceRecord(msisdn, profile, int(doc["profile"]), doc.get("updated_at"))
 
     async def delete(self, msisdn: str) -> bool:

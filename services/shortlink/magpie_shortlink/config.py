@@ -9,6 +9,8 @@
                                     TTL index removes it (after that it is a 404); default 30 days
 - ``MAGPIE_SHORTLINK_MAX_RECORDS``  records per fetch of the minting loop (default 50)
 - ``MAGPIE_SHORTLINK_REDIS_MAX_CONNECTIONS`` Redis connections per process; requests beyond wait (default 64)
+- ``MAGPIE_SHORTLINK_INTERNAL_TOKEN`` token of the internal API ``/internal/resolution-links`` (edge role, header
+                                    ``X-Internal-Token``); unset = the internal API is disabled (404)
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class ShortlinkConfig:
     expired_retention_s: int = 30 * 86400
     consumer_max_records: int = 50
     redis_max_connections: int = 64
+    internal_token: str = ""  # empty: no internal API
 
     @classmethod
     def from_env(cls) -> ShortlinkConfig:
@@ -57,4 +60,5 @@ class ShortlinkConfig:
             expired_retention_s=env_int("MAGPIE_SHORTLINK_EXPIRED_RETENTION_S", 30 * 86400),
             consumer_max_records=env_int("MAGPIE_SHORTLINK_MAX_RECORDS", 50),
             redis_max_connections=env_int("MAGPIE_SHORTLINK_REDIS_MAX_CONNECTIONS", 64),
+            internal_token=env_str("MAGPIE_SHORTLINK_INTERNAL_TOKEN", ""),
         )

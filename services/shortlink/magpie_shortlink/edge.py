@@ -10,7 +10,8 @@ HTTP contract
                       ``{"code", "tpl_id", "tpl_name", "params": {...}, "expires_at", "expires_at_ms"}``; emits
                       LinkEvent RESOLVED (billable only for the link's first resolution) and answers only once the
                       event is acknowledged by Kafka. 400 malformed body, 404 unknown, 410 expired, 503 when the
-                      event could not be made durable (retry: the billable event keeps its id).
+                      event could not be made durable (retry: the billable event keeps its id). A group link
+                      (resolution task) answers 410 once its resolution budget is spent.
 Errors are ``{"error_code", "error_msg"}`` (codes below). Ops routes: ``/metrics``, ``/healthz``, ``/readyz``.
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,6 +38,7 @@ from magpie_shortlink.events import clicked_event, event_key, resolved_event
 from magpie_shortlink.links import LinkRecord, iso_utc
 from magpie_shortlink.metrics import CLICKS, EDGE_SECONDS, RESOLUTIONS
 from magpie_shortlink.pages import PAGE_HEADERS, card_page, error_page
+from magpie_shortlink.resolution_links import COUNTED_RESOLUTIONS, counted_resolution_event_id
 from magpie_shortlink.store import LinkStore
 
 log = logging.getLogger(__name__)
@@ -142,6 +145,19 @@ class Edge:
             raise EdgeError(410, ERR_GONE, "this link has expired")
         return found.record
 
+    async def counted_resolution(self, record: LinkRecord) -> int:
+        """The ordinal of this resolution of a group link, or EdgeError 410 (budget spent) / 503 (no counter)."""
+        try:
+            ordinal = await self.store.claim_counted_resolution(record)
+        except RedisError as exc:
+            log.warning("group resolution counter unavailable", extra={"code": record.code, "error": repr(exc)})
+            raise EdgeError(503, ERR_UNAVAILABLE, "resolution could not be counted, retry later") from exc
+        if ordinal is None:
+            COUNTED_RESOLUTIONS.labels("refused").inc()
+            raise EdgeError(410, ERR_GONE, "this link has reached its maximum number of resolutions")
+        COUNTED_RESOLUTIONS.labels("counted").inc()
+        return ordinal
+
     async def click(self, record: LinkRecord, *, user_agent: str, trace_id: str) -> None:
         """Record a browser click; a broker failure is logged but never keeps the user from the landing page."""
         CLICKS.inc()
@@ -153,23 +169,31 @@ class Edge:
             log.exception("click event not produced", extra={"code": record.code})
 
     async def resolve(self, code: str, *, user_agent: str, trace_id: str) -> LinkRecord:
-        """Resolve a link for a handset: the billable event (first time) or a repeat event, durable before return."""
+        """Resolve a link for a handset: the billable event (first time) or a repeat event, durable before return.
+
+        A group link (resolution task) counts its resolutions instead: each is billable, with its ordinal in the
+        event id, until ``max_resolutions`` is reached (then 410)."""
         record = await self.live_link(code)
-        first = await self.store.claim_resolution(record)
+        ordinal = await self.counted_resolution(record) if record.group else None
+        first = True if ordinal is not None else await self.store.claim_resolution(record)
         event = resolved_event(record, first=first, user_agent=user_agent, trace_id=trace_id)
+        if ordinal is not None:
+            event.meta.event_id = counted_resolution_event_id(code, ordinal)
         try:
             await self.producer.send(LINK, event_key(record), event)
         except Exception as exc:
             log.exception("resolution event not produced", extra={"code": code, "billable": first})
+            if ordinal is not None:
+                await self.store.return_counted_resolution(record, ordinal)
             raise EdgeError(503, ERR_UNAVAILABLE, "resolution could not be recorded, retry later") from exc
-        if first:
+        if first and ordinal is None:
             await self.store.confirm_resolution(code)
         RESOLUTIONS.labels("first" if first else "repeat").inc()
         return record
 
 
 def _endpoint_of(path: str) -> str | None:
-    if path in ("/metrics", "/healthz", "/readyz"):
+    if path in ("/metrics", "/healthz", "/readyz") or path.startswith("/internal/"):
         return None
     if path == "/v1/resolve":
         return "resolve"

@@ -3,6 +3,11 @@
 MongoDB (collection ``links``, ``_id`` = code) keeps the full record; ``params`` is stored as a list of
 ``{"k", "v"}`` pairs because card parameter names are customer input and may contain ``.`` or start with ``$``.
 Redis (``rkey("link", code)``) keeps a compact JSON copy with short keys, expiring with the link.
+
+Links of resolution tasks (minted without sending, :mod:`magpie_shortlink.resolution_links`) carry two more fields:
+``group`` (one shared link resolved by many handsets) and ``max_resolutions`` (how many resolutions a group link
+counts; 0 = the send-task rule: the first resolution is the billable one, repeats are free). Both are omitted from
+the Redis copy when they have their default, so send-task links cost nothing more.
 """
 
 from __future__ import annotations
@@ -80,6 +85,8 @@ class LinkRecord:
     aim_url: str
     created_at_ms: int
     expires_at_ms: int
+    group: bool = False
+    max_resolutions: int = 0
 
     @property
     def owner(self) -> LinkOwner:
@@ -131,6 +138,8 @@ class LinkRecord:
             "aim_url": self.aim_url,
             "created_at": ms_to_datetime(self.created_at_ms),
             "expires_at": ms_to_datetime(self.expires_at_ms),
+            "group": self.group,
+            "max_resolutions": self.max_resolutions,
         }
 
     @classmethod
@@ -153,13 +162,21 @@ class LinkRecord:
             aim_url=doc.get("aim_url", ""),
             created_at_ms=datetime_to_ms(doc["created_at"]),
             expires_at_ms=datetime_to_ms(doc["expires_at"]),
+            group=bool(doc.get("group", False)),
+            max_resolutions=int(doc.get("max_resolutions", 0)),
         )
 
     # --- Redis -----------------------------------------------------------------------------------------------
 
     def to_cache(self) -> bytes:
+        extra: dict[str, Any] = {}
+        if self.group:
+            extra["g"] = 1
+        if self.max_resolutions:
+            extra["x"] = self.max_resolutions
         return orjson.dumps(
             {
+                **extra,
                 "t": self.tenant_id,
                 "k": self.task_id,
                 "b": self.batch_no,
@@ -200,4 +217,6 @@ class LinkRecord:
             aim_url=data["a"],
             created_at_ms=data["ca"],
             expires_at_ms=data["e"],
+            group=bool(data.get("g", 0)),
+            max_resolutions=int(data.get("x", 0)),
         )

@@ -53,6 +53,12 @@ class LinkStore:
     def resolved_key(self, code: str) -> str:
         return self.settings.rkey("resolved", code)
 
+    def counted_key(self, code: str) -> str:
+        return self.settings.rkey("counted", code)
+
+    def returned_key(self, code: str) -> str:
+        return self.settings.rkey("counted-returned", code)
+
     async def ensure_indexes(self) -> None:
         """TTL index on ``expires_at``: expired links answer 410 for the retention period, then disappear."""
         try:
@@ -153,6 +159,36 @@ class LinkStore:
         except RedisError as exc:
             log.warning("redis resolution marker unavailable; sending the billable event", extra={"error": repr(exc)})
             return True
+
+    async def claim_counted_resolution(self, record: LinkRecord) -> int | None:
+        """The ordinal (1..``max_resolutions``) of this resolution of a group link; None once the budget is spent.
+
+        An ordinal handed back by :meth:`return_counted_resolution` (its event could not be produced) is reused
+        first, so a broker hiccup does not eat the budget; otherwise ``INCR`` hands out the next one. Redis is the
+        counter: a Redis that lost its data restarts the count (the ordinals, hence the billable event ids, repeat
+        and are de-duplicated downstream, so nothing is billed twice). Raises ``RedisError`` when Redis is down: a
+        group link is not resolved without its counter.
+        """
+        ttl = max(1, record.ttl_ms(now_ms()))
+        returned = await self.redis.lpop(self.returned_key(record.code))
+        if returned is not None:
+            return int(returned)
+        key = self.counted_key(record.code)
+        ordinal = int(await self.redis.incr(key))
+        if ordinal == 1:
+            await self.redis.pexpire(key, ttl)
+        return ordinal if ordinal <= record.max_resolutions else None
+
+    async def return_counted_resolution(self, record: LinkRecord, ordinal: int) -> None:
+        """Give back an ordinal whose resolution event could not be produced (best effort)."""
+        key = self.returned_key(record.code)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(key, ordinal)
+                pipe.pexpire(key, max(1, record.ttl_ms(now_ms())))
+                await pipe.execute()
+        except RedisError as exc:
+            log.warning("counted resolution not returned", extra={"code": record.code, "error": repr(exc)})
 
     async def confirm_resolution(self, code: str) -> None:
         """The billable event is durable: later resolutions are repeats."""

@@ -19,6 +19,8 @@ from magpie_common.topics import CLASSIFIED
 from magpie_shortlink.config import ROLE_EDGE, ROLE_MINT, SERVICE_NAME, ShortlinkConfig
 from magpie_shortlink.edge import Edge, create_app
 from magpie_shortlink.minting import Minter
+from magpie_shortlink.resolution_api import internal_router
+from magpie_shortlink.resolution_links import ResolutionMinter
 from magpie_shortlink.secret import load_secret
 from magpie_shortlink.store import LinkStore
 
@@ -34,6 +36,7 @@ class Components:
     minter: Minter | None
     edge: Edge | None = None
     app: FastAPI | None = None
+    resolution_minter: ResolutionMinter | None = None
     loop: ConsumerLoop[resolve_pb2.ClassifiedBatch] | None = None
 
     def consumer_loop(self) -> ConsumerLoop[resolve_pb2.ClassifiedBatch]:
@@ -108,17 +111,23 @@ async def build(settings: Settings, config: ShortlinkConfig | None = None) -> Co
     store = LinkStore(settings, db, redis, expired_retention_s=config.expired_retention_s)
     producer = EventProducer(settings, client_id=SERVICE_NAME)
     components = Components(settings, config, mongo, redis, producer, store, None)
+    internal_api = ROLE_EDGE in config.roles and bool(config.internal_token)
     try:
         await store.ensure_indexes()
         await producer.start()
+        secret = await load_secret(db, config.secret) if ROLE_MINT in config.roles or internal_api else b""
         if ROLE_MINT in config.roles:
             components.minter = Minter(
                 store,
                 producer,
-                await load_secret(db, config.secret),
+                secret,
                 code_length=config.code_length,
                 max_attempts=config.max_code_attempts,
                 default_validity_s=config.default_validity_s,
+            )
+        if internal_api:
+            components.resolution_minter = ResolutionMinter(
+                store, secret, code_length=config.code_length, max_attempts=config.max_code_attempts
             )
     except BaseException:
         await components.close()
@@ -126,4 +135,6 @@ async def build(settings: Settings, config: ShortlinkConfig | None = None) -> Co
     if ROLE_EDGE in config.roles:
         components.edge = Edge(store, producer)
         components.app = create_app(components.edge, components.readiness)
+        # Before the edge's catch-all /{code} route (POST only, so it could not clash anyway).
+        components.app.router.routes[:0] = internal_router(components.resolution_minter, config.internal_token).routes
     return components
