@@ -3,11 +3,14 @@
 A unit is what the ledger charges exactly once. Its id is stable across redeliveries of the same fact, whatever
 the envelope: a delivered message is billed by (tenant, msg_id), so a duplicate delivery receipt from the carrier
 (a new ``DeliveryEvent.event_id`` for the same message) maps to the same unit; a resolution is billed by
-(tenant, link code), since only the first resolution of a link is billable.
+(tenant, link code), since only the first resolution of an individual link is billable. A group link (resolution
+task) bills every counted resolution: the shortlink edge gives the n-th one the event id ``resolved.<code>.<n>``,
+and the unit is (tenant, code, n) — the first keeps the plain (tenant, code) id.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -65,8 +68,22 @@ def vms_unit_id(tenant_id: str, msg_id: str) -> str:
     return stable_id("vms", tenant_id, msg_id)
 
 
-def resolution_unit_id(tenant_id: str, code: str) -> str:
-    return stable_id("resolution", tenant_id, code)
+COUNTED_RESOLUTION = re.compile(r"resolved\.(?P<code>[^.]+)\.(?P<ordinal>[0-9]+)")
+
+
+def resolution_unit_id(tenant_id: str, code: str, ordinal: int = 1) -> str:
+    """The unit of the ``ordinal``-th billable resolution of a link (only group links have more than one)."""
+    if ordinal <= 1:
+        return stable_id("resolution", tenant_id, code)
+    return stable_id("resolution", tenant_id, code, ordinal)
+
+
+def resolution_ordinal(event: link_pb2.LinkEvent) -> int:
+    """n of a group link's counted resolution (event id ``resolved.<code>.<n>``); 1 for any other event."""
+    match = COUNTED_RESOLUTION.fullmatch(event.meta.event_id)
+    if match is None or match["code"] != event.code:
+        return 1
+    return max(1, int(match["ordinal"]))
 
 
 def units_from_delivery(batch: dispatch_pb2.DeliveryBatch) -> Extracted:
@@ -110,7 +127,8 @@ def units_from_delivery(batch: dispatch_pb2.DeliveryBatch) -> Extracted:
 
 
 def units_from_link(event: link_pb2.LinkEvent) -> Extracted:
-    """One AIM_RESOLUTION unit for a billable RESOLVED event; nothing for clicks or repeat resolutions."""
+    """One AIM_RESOLUTION unit for a billable RESOLVED event (each counted resolution of a group link is one);
+    nothing for clicks or repeat resolutions."""
     out = Extracted()
     if event.type != link_pb2.LINK_EVENT_TYPE_RESOLVED or not event.billable:
         return out
@@ -120,7 +138,7 @@ def units_from_link(event: link_pb2.LinkEvent) -> Extracted:
         return out
     out.units.append(
         BillableUnit(
-            unit_id=resolution_unit_id(tenant_id, event.code),
+            unit_id=resolution_unit_id(tenant_id, event.code, resolution_ordinal(event)),
             tenant_id=tenant_id,
             product=Product.AIM_RESOLUTION,
             quantity=1,

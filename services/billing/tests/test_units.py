@@ -97,3 +97,21 @@ def test_only_billable_resolutions_are_billed() -> None:
     assert units_from_link(link(link_pb2.LINK_EVENT_TYPE_RESOLVED, False)).units == []
     assert units_from_link(link(link_pb2.LINK_EVENT_TYPE_CLICKED, True)).units == []
     assert units_from_link(link(link_pb2.LINK_EVENT_TYPE_RESOLVED, True, code="")).problems
+
+
+def test_each_counted_resolution_of_a_group_link_is_its_own_unit() -> None:
+    def counted(event_id: str, code: str = "grp001") -> link_pb2.LinkEvent:
+        return link_pb2.LinkEvent(
+            meta=common_pb2.EventMeta(event_id=event_id, tenant_id="tenant-a"),
+            type=link_pb2.LINK_EVENT_TYPE_RESOLVED,
+            code=code,
+            task_id="RT1",
+            billable=True,
+        )
+
+    ids = [units_from_link(counted(f"resolved.grp001.{n}")).units[0].unit_id for n in (1, 2, 3)]
+    assert len(set(ids)) == 3
+    assert ids[0] == resolution_unit_id("tenant-a", "grp001")  # the first keeps the individual-link id
+    # A redelivery of the same counted resolution is the same unit; an id naming another code is not an ordinal.
+    assert units_from_link(counted("resolved.grp001.2")).units[0].unit_id == ids[1]
+    assert units_from_link(counted("resolved.other.2")).units[0].unit_id == ids[0]
