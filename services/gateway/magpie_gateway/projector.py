@@ -31,9 +31,11 @@ from pymongo import UpdateOne
 from magpie.v1 import dispatch_pb2, link_pb2, resolve_pb2
 from magpie_common.ids import now_ms
 from magpie_common.kafka import Decoded
+from magpie_gateway import template_stats
 from magpie_gateway.db import Collections
 from magpie_gateway.read_model import DELIVERY_ARRAYS, RANK, array, batch_id, counters, reasons
 from magpie_gateway.resolve_task_projection import ResolutionProjection, is_resolution_task
+from magpie_gateway.sms_sends_api import TASK_PREFIX as PLAIN_SMS_TASK_PREFIX
 from magpie_gateway.tasks import mark_batches_final
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,7 @@ class Projector:
             for r in message.recipients:
                 changes[doc_id].append(Change(r.index, r.mobile, (int(r.route), r.reason)))
         await self.apply("classified", changes)
+        await template_stats.record_vendors(self._c, [item.message for item in batch])
 
     async def on_delivery(self, batch: Sequence[Decoded[dispatch_pb2.DeliveryBatch]]) -> None:
         changes: dict[str, list[Change]] = defaultdict(list)
@@ -132,6 +135,8 @@ class Projector:
             for event in item.message.events:
                 if event.status == dispatch_pb2.DELIVERY_STATUS_UNSPECIFIED:
                     continue
+                if event.task_id.startswith(PLAIN_SMS_TASK_PREFIX):
+                    continue  # plain SMS sends (sms_sends_api) have no read-model batch; receipts report them
                 changes[batch_id(event.task_id, event.batch_no)].append(Change(event.index, event.mobile, event))
         await self.apply("delivery", changes)
 
@@ -150,6 +155,7 @@ class Projector:
         if resolution_tasks:
             await self.resolutions.on_link(resolution_tasks)
         await self.apply("link", changes)
+        await template_stats.record_link_events(self._c, [item.message for item in batch])
 
     # --- the write path -------------------------------------------------------------------------------------
     async def apply(self, kind: str, changes: dict[str, list[Change]]) -> None:
