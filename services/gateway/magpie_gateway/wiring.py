@@ -17,22 +17,25 @@ from magpie.v1 import dispatch_pb2, link_pb2, resolve_pb2, template_pb2
 from magpie_common.config import Settings
 from magpie_common.kafka import ConsumerLoop, EventProducer
 from magpie_common.storage import mongo_client, redis_client, service_db
-from magpie_common.topics import CLASSIFIED, DELIVERY, LINK, TEMPLATE_REVIEWED
+from magpie_common.topics import CLASSIFIED, DELIVERY, LINK, TEMPLATE_REVIEWED, VMS_DELIVERY
 from magpie_gateway.app import create_app
 from magpie_gateway.auth import RedisReplayStore, ReplayStore
 from magpie_gateway.config import GatewayConfig
 from magpie_gateway.context import GatewayContext
 from magpie_gateway.db import Collections, ensure_indexes
+from magpie_gateway.exports_worker import ExportWorker
 from magpie_gateway.projector import Projector
 from magpie_gateway.replay_scope import UnsafeMethodsReplayStore
 from magpie_gateway.reviews import ReviewProjector
 from magpie_gateway.tenants import CredentialCache, TenantStore
+from magpie_gateway.vms_projector import VmsProjector
 
 # Consumer groups (ConsumerLoop puts them in the deployment's namespace).
 REVIEWS_GROUP = "gateway-reviews"
 CLASSIFIED_GROUP = "gateway-projector-classified"
 DELIVERY_GROUP = "gateway-projector-delivery"
 LINK_GROUP = "gateway-projector-link"
+VMS_GROUP = "gateway-projector-vms"
 
 
 @dataclass
@@ -41,7 +44,7 @@ class Gateway:
     config: GatewayConfig
     context: GatewayContext
     app: FastAPI
-    loops: list[ConsumerLoop[Any]]
+    loops: list[ConsumerLoop[Any] | ExportWorker]  # the consumer loops and the download center's worker
     projector: Projector
     reviews: ReviewProjector
     mongo: AsyncMongoClient
@@ -103,7 +106,7 @@ async def build(settings: Settings, config: GatewayConfig | None = None) -> Gate
             replay_store = UnsafeMethodsReplayStore(replay_store)
     reviews = ReviewProjector(collections, context)
     projector = Projector(collections)
-    loops: list[ConsumerLoop[Any]] = [
+    loops: list[ConsumerLoop[Any] | ExportWorker] = [
         ConsumerLoop(
             settings,
             group_id=REVIEWS_GROUP,
@@ -139,13 +142,25 @@ async def build(settings: Settings, config: GatewayConfig | None = None) -> Gate
             producer=producer,
             max_records=500,
         ),
+        ConsumerLoop(
+            settings,
+            group_id=VMS_GROUP,
+            topic=VMS_DELIVERY,
+            message_type=dispatch_pb2.DeliveryBatch,
+            handler=VmsProjector(collections).on_delivery,
+            producer=producer,
+            max_records=50,
+        ),
     ]
+    export_worker = ExportWorker(context)
+    loops.append(export_worker)
     gateway_ref: list[Gateway] = []
 
     async def readiness() -> dict[str, bool]:
         return await gateway_ref[0].readiness()
 
     app = create_app(context, readiness, replay_store=replay_store)
+    app.state.export_worker = export_worker  # exports_api wakes it when a job is created or retried
     gateway = Gateway(settings, config, context, app, loops, projector, reviews, mongo, redis)
     gateway_ref.append(gateway)
     return gateway
