@@ -40,6 +40,11 @@ KM.00000460    503   resolution tasks / capability checks: the shortlink or numb
                      (retry; the request changed nothing, or left a resolution task ``failed``)
 KM.00000461    400   resolution task: the ``domain`` is not an approved short-link domain of the tenant for that kind
                      of short code (standard / custom)
+KM.00000465    400   scheduled send: ``X-Magpie-Send-At`` is not an ISO 8601 time with an offset, is not in the
+                     future, or is more than 30 days ahead
+KM.00000466    400   scheduled send: a promotion (marketing) task's send time is outside the marketing send window
+                     (08:00-21:00 local time)
+KM.00000467    400   send task cancel: the task is not scheduled, or its send time is reached (or too close to cancel)
 KM.00000470    400   SMS signature / SMS template: only a rejected one can be modified (KooMessage's rule)
 KM.00000480    400   VMS template: the resources break the frame rules (at most 8 frames, at most 2 elements per frame
                      one of them text, text mixed with media, indexes all given or none, unique)
@@ -130,6 +135,9 @@ MATERIAL_URL_UNREACHABLE = ErrorCode("KM.00000452", 400, "The material file coul
 # Resolution tasks, reports, capability checks (KM.0000046x)
 UPSTREAM_UNAVAILABLE = ErrorCode("KM.00000460", 503, "A Magpie service this operation needs is unavailable; retry")
 DOMAIN_UNUSABLE = ErrorCode("KM.00000461", 400, "The domain is not an approved short-link domain for these links")
+SEND_AT_INVALID = ErrorCode("KM.00000465", 400, "The scheduled send time is not acceptable")
+SEND_AT_OUTSIDE_WINDOW = ErrorCode("KM.00000466", 400, "The send time of a marketing task is outside the send window")
+NOT_CANCELABLE = ErrorCode("KM.00000467", 400, "The send task cannot be cancelled")
 
 
 # SMS apps, signatures, SMS templates and sends (KM.0000047x)

@@ -23,6 +23,7 @@ class Collections:
     aim_templates: AsyncCollection
     callbacks: AsyncCollection
     tasks: AsyncCollection
+    send_schedules: AsyncCollection  # scheduled send tasks (``_id`` = task id), see send_schedules.py
     recipient_batches: AsyncCollection
     batch_counts: AsyncCollection
     idempotency: AsyncCollection
