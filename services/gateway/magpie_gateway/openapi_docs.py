@@ -4,6 +4,7 @@
   operation documents its 401 (signature/token), 403 (IAM), 404 (unknown or another tenant's id), 409 (a reused
   ``Idempotency-Key``, on POST) and 413 (body or file too large) answers with the error body;
 - the two ways to authenticate are declared as security schemes (AK/SK ``SDK-HMAC-SHA256`` and ``X-Auth-Token``);
+- file downloads (operations named ``download_*``) answer the file's bytes, not JSON;
 - every JSON request body and every successful response has an example: the one the model declares
   (``Field(examples=...)``, ``model_config["json_schema_extra"]``) or else one built from the schema — field
   names, formats, enums, bounds and defaults decide the values, so the example validates against the schema.
@@ -52,6 +53,7 @@ SECURITY_SCHEMES = {
         "description": "An IAM token (valid 24 hours) obtained from the token endpoint.",
     },
 }
+BINARY = {"type": "string", "format": "binary"}
 MAX_DEPTH = 8
 SAMPLE_TIME = "2026-11-22T08:00:00Z"
 
@@ -201,6 +203,9 @@ def improve(document: dict[str, Any]) -> dict[str, Any]:
                 body["example"] = builder.build(body.get("schema", {}))
             for status, response in responses.items():
                 if not status.startswith("2"):
+                    continue
+                if str(operation.get("summary", "")).startswith("download_"):
+                    response["content"] = {"application/octet-stream": {"schema": BINARY}}  # the file's bytes
                     continue
                 media = _json_media(response.get("content"))
                 if media is not None and not _has_example(media, builder):

@@ -57,8 +57,9 @@ class SdkSigner(httpx.Auth):
             body=request.content or "",
         )
         Signer(self.credentials).sign(sdk_request)
-        for name in ("X-Sdk-Date", "Authorization", "Content-Type"):
-            request.headers[name] = sdk_request.header_params[name]
+        for name, value in sdk_request.header_params.items():  # X-Sdk-Date, Authorization, X-Sdk-Content-Sha256
+            if name.lower() != "host":
+                request.headers[name] = str(value)
         yield request
 
 
