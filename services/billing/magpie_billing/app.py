@@ -1,11 +1,12 @@
 """Wiring: build the billing components from the settings, and run them as one service process.
 
 ``build(settings)`` gives everything in-process (used by ``__main__`` and by the integration tests): the store,
-the charger, the two consumer loops (DELIVERY and LINK, consumer group ``billing``), the settlement loop and the
-FastAPI app (internal API plus /metrics, /healthz, /readyz).
+the charger, the three consumer loops (DELIVERY, VMS_DELIVERY and LINK, consumer group ``billing``), the settlement
+loop and the FastAPI app (internal API plus /metrics, /healthz, /readyz).
 
 Environment: ``MAGPIE_HTTP_HOST`` (default 127.0.0.1), ``MAGPIE_HTTP_PORT`` (default 18095),
-``BILLING_MAX_RECORDS_DELIVERY`` (records per partition batch, default 20: each carries hundreds of deliveries),
+``BILLING_MAX_RECORDS_DELIVERY`` (records per partition batch, default 20: each carries hundreds of deliveries;
+also for VMS_DELIVERY, the VMS send tasks' deliveries, billed as product VMS),
 ``BILLING_MAX_RECORDS_LINK`` (default 500), ``BILLING_TXN_UNITS`` (units per charge transaction, default 1000),
 ``BILLING_SETTLE_INTERVAL_S`` (default 60), ``BILLING_SETTLE_GRACE_S`` (default 300).
 """
@@ -32,7 +33,7 @@ from magpie_common.config import Settings, env_float, env_int, env_str
 from magpie_common.kafka import ConsumerLoop, EventProducer
 from magpie_common.service import QuietServer, Service, http_server
 from magpie_common.storage import mongo_client, service_db
-from magpie_common.topics import DELIVERY, LINK
+from magpie_common.topics import DELIVERY, LINK, VMS_DELIVERY
 
 SERVICE_NAME = "billing"
 GROUP_ID = "billing"
@@ -52,6 +53,7 @@ class BillingComponents:
     # The consumer loops are created by ``workers()`` (a Kafka consumer is only made when it will be run).
     delivery_loop: ConsumerLoop[dispatch_pb2.DeliveryBatch] | None = field(init=False, default=None)
     link_loop: ConsumerLoop[link_pb2.LinkEvent] | None = field(init=False, default=None)
+    vms_loop: ConsumerLoop[dispatch_pb2.DeliveryBatch] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.app = create_app(self.store, readiness=self.readiness, clock=self.charger.clock)
@@ -77,6 +79,17 @@ class BillingComponents:
         )
         return delivery_loop, link_loop
 
+    def _create_vms_loop(self) -> ConsumerLoop[dispatch_pb2.DeliveryBatch]:
+        return ConsumerLoop(
+            self.settings,
+            group_id=GROUP_ID,
+            topic=VMS_DELIVERY,
+            message_type=dispatch_pb2.DeliveryBatch,
+            handler=self.handlers.on_vms_delivery,
+            producer=self.producer,
+            max_records=env_int("BILLING_MAX_RECORDS_DELIVERY", 20),
+        )
+
     async def readiness(self) -> dict[str, bool]:
         try:
             await asyncio.wait_for(self.mongo.admin.command("ping"), timeout=2)
@@ -87,17 +100,20 @@ class BillingComponents:
             "mongodb": mongodb,
             "delivery_consumer": self.delivery_loop is not None and self.delivery_loop.ready,
             "link_consumer": self.link_loop is not None and self.link_loop.ready,
+            "vms_consumer": self.vms_loop is not None and self.vms_loop.ready,
         }
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
-        """The long-running components besides the HTTP server: both consumer loops and the settler."""
+        """The long-running components besides the HTTP server: the consumer loops and the settler."""
         if self.delivery_loop is None or self.link_loop is None:
             self.delivery_loop, self.link_loop = self._create_loops()
-        return [self.delivery_loop.run(), self.link_loop.run(), self.settler.run()]
+        if self.vms_loop is None:
+            self.vms_loop = self._create_vms_loop()
+        return [self.delivery_loop.run(), self.link_loop.run(), self.vms_loop.run(), self.settler.run()]
 
     def stop(self) -> None:
         """Ask the workers to finish the batch in hand and return."""
-        for loop in (self.delivery_loop, self.link_loop):
+        for loop in (self.delivery_loop, self.link_loop, self.vms_loop):
             if loop is not None:
                 loop.stop()
         self.settler.stop()

@@ -1,4 +1,8 @@
-"""The consumer handlers: DELIVERY and LINK events in, ledger entries and USAGE events out.
+"""The consumer handlers: DELIVERY, VMS_DELIVERY and LINK events in, ledger entries and USAGE events out.
+
+VMS_DELIVERY carries the results of VMS send tasks (the dispatcher's vms role): every DELIVERED message there is
+one unit of product VMS (``units_from_delivery`` with route ``ROUTE_VMS``; events on that topic are VMS whatever
+their route says), charged against the tenant's VMS packages first.
 
 Each handler call gets the records of one partition, charges all their units in one ``Charger.charge`` call, then
 produces one ``UsageEvent`` per unit (already-charged units included, with the same content: consumers dedupe on
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from magpie.v1 import dispatch_pb2, link_pb2
+from magpie.v1 import common_pb2, dispatch_pb2, link_pb2
 from magpie_billing import metrics
 from magpie_billing.charging import Charger, ChargeResult, usage_event
 from magpie_billing.units import Extracted, units_from_delivery, units_from_link
@@ -33,6 +37,16 @@ class BillingHandlers:
         extracted = Extracted()
         for item in items:
             extracted.extend(units_from_delivery(item.message))
+        await self._bill(extracted)
+
+    async def on_vms_delivery(self, items: Sequence[Decoded[dispatch_pb2.DeliveryBatch]]) -> None:
+        extracted = Extracted()
+        for item in items:
+            batch = dispatch_pb2.DeliveryBatch()
+            batch.CopyFrom(item.message)
+            for event in batch.events:
+                event.route = common_pb2.ROUTE_VMS
+            extracted.extend(units_from_delivery(batch))
         await self._bill(extracted)
 
     async def on_link(self, items: Sequence[Decoded[link_pb2.LinkEvent]]) -> None:

@@ -1,5 +1,6 @@
 """``python -m magpie_dispatcher``: the sending side and the customer receipts in one process
-(``MAGPIE_DISPATCHER_ROLES=send,receipts``, either alone for separate deployments); ops endpoints on port 18094."""
+(``MAGPIE_DISPATCHER_ROLES=send,receipts``, either alone for separate deployments; add ``vms`` for video SMS);
+ops endpoints on port 18094."""
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from magpie.v1 import dispatch_pb2, link_pb2
+from magpie_dispatcher.vms.payloads import VMS_CALLBACK_TYPES, vms_envelope
 
 SMS = "sms"
 SHORTCHAIN = "shortchain"
@@ -103,7 +104,10 @@ def request_id_of(hex_id: str) -> str:
 def envelope(
     *, request_id: str, tenant_id: str, callback_type: str, receipts: list[dict[str, Any]], batch: bool, retry: int
 ) -> bytes:
-    """The exact bytes POSTed (and signed): compact UTF-8 JSON."""
+    """The exact bytes POSTed (and signed): compact UTF-8 JSON. VMS callbacks have their own formats
+    (``magpie_dispatcher.vms.payloads``)."""
+    if callback_type in VMS_CALLBACK_TYPES:
+        return vms_envelope(request_id=request_id, callback_type=callback_type, receipts=receipts)
     inner = receipts if batch else receipts[0]
     return orjson.dumps(
         {
