@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from magpie_common.service import ops_routes
 from magpie_gateway import (
@@ -35,8 +35,10 @@ from magpie_gateway import (
     vms_api,
 )
 from magpie_gateway.auth import ReplayStore, SignatureAuthMiddleware
+from magpie_gateway.auth.tokens import TokenStore
 from magpie_gateway.context import GatewayContext
 from magpie_gateway.errors import RequestIdMiddleware, install_error_handlers
+from magpie_gateway.iam.authorization import AuthorizationMiddleware, authorize
 from magpie_gateway.idempotency_middleware import IdempotencyMiddleware
 from magpie_gateway.openapi_docs import install as install_openapi_docs
 from magpie_gateway.replay_scope import RequestMethodMiddleware
@@ -45,14 +47,23 @@ OPS_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 # Operations that handle Idempotency-Key themselves (resuming a half-created task with its id).
 IDEMPOTENCY_OWN_PATHS = frozenset({"/v1/aim/send-tasks"})
+# A token's answer carries the token in a header that a stored answer would not replay: never deduplicated.
+IDEMPOTENCY_EXEMPT_PATHS = IDEMPOTENCY_OWN_PATHS | {iam_api.TOKEN_PATH}
 UNSIGNED_PATHS = OPS_PATHS | DOC_PATHS | internal_api.INTERNAL_PATHS
+UNSIGNED_PREFIXES = (internal_api.INTERNAL_PREFIX,)
+# Signature or token optional: POST /v3/auth/tokens with a password needs neither.
+OPTIONAL_AUTH_PATHS = frozenset({iam_api.TOKEN_PATH})
 
 DESCRIPTION = """
 The public API of Magpie, compatible with Huawei Cloud KooMessage v1: point the official
 `huaweicloudsdkkoomessage` SDK at this gateway with an access key pair of your tenant.
 
-Every `/v1/...` call is signed with SDK-HMAC-SHA256 (AK/SK) exactly as the SDK signs it. Errors are
-`{"error_code", "error_msg"}` with an `X-Request-Id` header.
+Every `/v1/...` call is signed with SDK-HMAC-SHA256 (AK/SK) exactly as the SDK signs it, or carries an
+`X-Auth-Token` obtained from `POST /v3/auth/tokens` (valid 24 hours). Errors are `{"error_code", "error_msg"}`
+with an `X-Request-Id` header.
+
+IAM: the main account may call everything; a sub-user only the operations its policies allow (403 `KM.00000403`
+otherwise). Sub-users, access keys and policies: `/v1/magpie/iam/...`; action names: `GET /v1/magpie/iam/actions`.
 
 Magpie extensions: header `X-Magpie-Fallback: skip|sms|vms` on `POST /v1/aim/send-tasks`;
 `Idempotency-Key` on every create (every signed `POST`); extra fields in responses (the SDK ignores them),
@@ -66,7 +77,15 @@ def create_app(
     *,
     replay_store: ReplayStore | None,
 ) -> FastAPI:
-    app = FastAPI(title="Magpie gateway", version="1.0", description=DESCRIPTION, docs_url="/docs")
+    # Authorization (IAM policies of sub-users): AuthorizationMiddleware decides before Idempotency-Key handling;
+    # the dependency re-checks after routing any route the middleware did not authorize (fail closed).
+    app = FastAPI(
+        title="Magpie gateway",
+        version="1.0",
+        description=DESCRIPTION,
+        docs_url="/docs",
+        dependencies=[Depends(authorize)],
+    )
     app.state.gateway = context
     install_error_handlers(app)
     for module in (
@@ -101,14 +120,19 @@ def create_app(
     app.add_middleware(
         IdempotencyMiddleware,
         collection=context.collections.idempotency,
-        exempt_paths=IDEMPOTENCY_OWN_PATHS,
+        exempt_paths=IDEMPOTENCY_EXEMPT_PATHS,
     )
+    # Inside the signature check (it needs the principal), outside the Idempotency-Key handling.
+    app.add_middleware(AuthorizationMiddleware, router=app.router, context=context)
     app.add_middleware(
         SignatureAuthMiddleware,
         lookup=context.credentials,
         replay_store=replay_store,
         max_skew=timedelta(seconds=context.config.max_skew_s),
         exempt_paths=UNSIGNED_PATHS,
+        exempt_prefixes=UNSIGNED_PREFIXES,
+        optional_paths=OPTIONAL_AUTH_PATHS,
+        token_lookup=TokenStore(context.collections.tokens),
         max_body_bytes=context.config.max_body_bytes,
     )
     app.add_middleware(RequestMethodMiddleware)  # outside the signature check: tells the replay store the method

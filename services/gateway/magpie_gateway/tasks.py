@@ -85,7 +85,7 @@ def task_document(
             "tpl_id": pre.aim_template["_id"],
             "resolve_times": 1,
             "aim_code_type": "individual",
-            "generation_type": "1",
+            "generation_type": resolve.generation_type or "1",
             "domain": resolve.domain,
             "expiration_time": prepared.expiration_days,
         },

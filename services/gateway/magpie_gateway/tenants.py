@@ -1,7 +1,13 @@
 """Tenants and their AK/SK credentials, and the cached credential lookup the signature middleware calls.
 
 Secrets are stored as given for now (encryption at rest is a later change) and never returned by list calls:
-only ``create_tenant`` hands the secret key out, once.
+only ``create_tenant`` / ``create_credential`` hand the secret key out, once.
+
+A tenant is a main account (``user_id == tenant_id``); its name is also its IAM *domain name* and the user name of
+the main account when it obtains a token with a password (``POST /v3/auth/tokens``). The main account's password
+is optional (``password_hash`` in the tenant document, set by the operator); sub-users and their keys are managed
+by ``magpie_gateway.iam.store``. Sub-user access keys live in the same ``credentials`` collection with the
+sub-user's ``user_id`` and ``user_name``.
 """
 
 from __future__ import annotations
@@ -51,14 +57,24 @@ class TenantStore:
     def __init__(self, collections: Collections) -> None:
         self._c = collections
 
-    async def create_tenant(self, name: str) -> NewTenant:
-        """A tenant with one enabled AK/SK pair."""
+    async def create_tenant(self, name: str, password_hash: str | None = None) -> NewTenant:
+        """A tenant with one enabled AK/SK pair (and the main account's password hash, if given)."""
         name = name.strip()
         if not name or len(name) > NAME_MAX_CHARS:
             raise ValueError(f"tenant name must be 1-{NAME_MAX_CHARS} characters")
         tenant_id = new_id("TN")
         now = utc_now()
-        await self._c.tenants.insert_one({"_id": tenant_id, "name": name, "created_at": now, "app_count": 0})
+        tenant: dict[str, Any] = {"_id": tenant_id, "name": name, "created_at": now, "app_count": 0}
+        if password_hash is not None:
+            tenant["password_hash"] = password_hash
+        await self._c.tenants.insert_one(tenant)
+        access_key, secret_key = await self.create_credential(tenant_id, tenant_id, None)
+        return NewTenant(tenant_id, name, access_key, secret_key)
+
+    async def create_credential(
+        self, tenant_id: str, user_id: str, user_name: str | None, *, description: str = ""
+    ) -> tuple[str, str]:
+        """A new enabled AK/SK pair of the main account (``user_id == tenant_id``) or of a sub-user."""
         while True:
             access_key = _random(_AK_ALPHABET, ACCESS_KEY_LENGTH)
             secret_key = _random(_SK_ALPHABET, SECRET_KEY_LENGTH)
@@ -68,22 +84,35 @@ class TenantStore:
                         "_id": access_key,
                         "secret_key": secret_key,
                         "tenant_id": tenant_id,
-                        "user_id": tenant_id,
-                        "user_name": None,
+                        "user_id": user_id,
+                        "user_name": user_name,
+                        "description": description,
                         "enabled": True,
-                        "created_at": now,
+                        "created_at": utc_now(),
                     }
                 )
-                break
+                return access_key, secret_key
             except DuplicateKeyError:
                 continue  # astronomically unlikely: draw another key
-        return NewTenant(tenant_id, name, access_key, secret_key)
+
+    async def get_tenant(self, tenant_id: str) -> dict[str, Any] | None:
+        return await self._c.tenants.find_one({"_id": tenant_id})
+
+    async def set_password_hash(self, tenant_id: str, password_hash: str) -> bool:
+        """Set the main account's password (and clear a login lock); False when the tenant does not exist."""
+        result = await self._c.tenants.update_one(
+            {"_id": tenant_id},
+            {"$set": {"password_hash": password_hash, "failed_logins": 0, "locked_until": None}},
+        )
+        return result.matched_count == 1
 
     async def list_tenants(self) -> list[dict[str, Any]]:
-        """Tenants with their access keys (never the secret keys)."""
+        """Tenants with the main account's access keys (never the secret keys)."""
         tenants = await self._c.tenants.find({}).sort("created_at", 1).to_list(None)
         keys: dict[str, list[dict[str, Any]]] = {}
         async for cred in self._c.credentials.find({}, {"secret_key": 0}):
+            if cred.get("user_id", cred["tenant_id"]) != cred["tenant_id"]:
+                continue  # a sub-user's key
             keys.setdefault(cred["tenant_id"], []).append(
                 {"access_key": cred["_id"], "enabled": bool(cred.get("enabled", True))}
             )

@@ -1,5 +1,5 @@
-"""AK/SK (SDK-HMAC-SHA256) authentication for the gateway: signature verification, replay protection,
-and the ASGI middleware that puts the authenticated ``Principal`` on ``request.state``."""
+"""Authentication for the gateway: AK/SK (SDK-HMAC-SHA256) signature verification, replay protection, IAM tokens
+(``X-Auth-Token``), and the ASGI middleware that puts the authenticated ``Principal`` on ``request.state``."""
 
 from magpie_gateway.auth.middleware import SignatureAuthMiddleware
 from magpie_gateway.auth.principal import Credential, CredentialLookup, Principal, get_principal
@@ -15,8 +15,10 @@ from magpie_gateway.auth.signature import (
     parse_authorization,
     verify,
 )
+from magpie_gateway.auth.tokens import TOKEN_TTL, TokenLookup, TokenSession, TokenStore
 
 __all__ = [
+    "TOKEN_TTL",
     "AuthorizationHeader",
     "ClockSkewError",
     "Credential",
@@ -31,6 +33,9 @@ __all__ = [
     "SignatureAuthMiddleware",
     "SignatureError",
     "SignatureMismatchError",
+    "TokenLookup",
+    "TokenSession",
+    "TokenStore",
     "get_principal",
     "parse_authorization",
     "verify",

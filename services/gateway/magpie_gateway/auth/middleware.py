@@ -18,13 +18,30 @@ HTTP  error_code     error_msg (after ``Incorrect IAM authentication information
 ====  =============  ================================================================================
 
 All authentication failures share APIGW.0301, like Huawei Cloud's API gateway; the message tells which check
-failed. Paths in ``exempt_paths`` (health checks) are passed through unauthenticated.
+failed. Paths in ``exempt_paths`` (health checks) or under one of ``exempt_prefixes`` (``/internal/``) are passed
+through unauthenticated. Paths in ``optional_paths`` (``POST /v3/auth/tokens`` with a password) are passed through
+unauthenticated when the request carries neither ``Authorization`` nor ``X-Auth-Token``, and authenticated
+otherwise.
+
+Token authentication
+--------------------
+A request carrying ``X-Auth-Token`` and no ``Authorization`` is authenticated by the token instead of a
+signature (see ``magpie_gateway.auth.tokens``); the principal then has ``auth_method="token"`` and no access key.
+There is no date or replay check for tokens (they are bearer credentials: use TLS). A request with both headers
+is authenticated by its signature alone (the token is ignored, valid or not): the signature is the stronger,
+request-bound credential, and clients that always add a token header keep working when they also sign.
+
+====  =============  ================================================================================
+401   APIGW.0301     ``the token is invalid or has been revoked`` (unknown token)
+401   APIGW.0301     ``the token has expired`` (older than 24 hours)
+401   APIGW.0301     ``X-Auth-Token is repeated``
+====  =============  ================================================================================
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -41,12 +58,14 @@ from magpie_gateway.auth.signature import (
     parse_authorization,
     verify,
 )
+from magpie_gateway.auth.tokens import TokenLookup
 from magpie_gateway.errors import AUTH_FAILED, REQUEST_TOO_LARGE, ensure_request_id, error_response
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 PROJECT_ID_HEADER = "x-project-id"
+TOKEN_HEADER = "x-auth-token"
 
 
 class _BodyTooLarge(Exception):
@@ -113,6 +132,9 @@ class SignatureAuthMiddleware:
         replay_store: ReplayStore | None = None,
         max_skew: timedelta = DEFAULT_MAX_SKEW,
         exempt_paths: Collection[str] = (),
+        exempt_prefixes: Collection[str] = (),
+        optional_paths: Collection[str] = (),
+        token_lookup: TokenLookup | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         allow_unsigned_payload: bool = True,
         clock: Callable[[], datetime] = _utc_now,
@@ -122,12 +144,18 @@ class SignatureAuthMiddleware:
         self._replay_store = replay_store
         self._max_skew = max_skew
         self._exempt_paths = frozenset(exempt_paths)
+        self._exempt_prefixes = tuple(exempt_prefixes)
+        self._optional_paths = frozenset(optional_paths)
+        self._token_lookup = token_lookup
         self._max_body_bytes = max_body_bytes
         self._allow_unsigned_payload = allow_unsigned_payload
         self._clock = clock
 
+    def _exempt(self, path: str) -> bool:
+        return path in self._exempt_paths or any(path.startswith(prefix) for prefix in self._exempt_prefixes)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._exempt_paths:
+        if scope["type"] != "http" or self._exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         request_id = ensure_request_id(scope)
@@ -142,6 +170,13 @@ class SignatureAuthMiddleware:
         headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
         normalized = normalize_headers(headers)
         authorization_values = normalized.get("authorization", [])
+        token_values = normalized.get(TOKEN_HEADER, [])
+        if not authorization_values and not token_values and scope["path"] in self._optional_paths:
+            await self.app(scope, receive, send)
+            return
+        if token_values and not authorization_values:
+            await self._token(scope, receive, send, token_values, normalized, reject, request_id)
+            return
         try:
             if len(authorization_values) > 1:
                 raise MalformedAuthorizationError("Authorization header is repeated")
@@ -162,13 +197,7 @@ class SignatureAuthMiddleware:
         try:
             body = await self._read_limited_body(declared_length, receive)
         except _BodyTooLarge:
-            response = error_response(
-                REQUEST_TOO_LARGE.http_status,
-                REQUEST_TOO_LARGE.code,
-                f"{REQUEST_TOO_LARGE.message}: at most {self._max_body_bytes} bytes",
-                request_id,
-            )
-            await response(scope, receive, send)
+            await self._too_large(scope, receive, send, request_id)
             return
         except _ClientDisconnected:
             return
@@ -204,6 +233,55 @@ class SignatureAuthMiddleware:
             project_id=_signed_project_id(normalized, authorization),
         )
         await self.app(scope, _replaying_receive(body, receive), send)
+
+    async def _token(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        token_values: list[str],
+        normalized: dict[str, list[str]],
+        reject: Callable[[str], Awaitable[None]],
+        request_id: str,
+    ) -> None:
+        if len(token_values) > 1:
+            await reject("X-Auth-Token is repeated")
+            return
+        if self._token_lookup is None:
+            await reject("token authentication is not enabled; sign the request with AK/SK")
+            return
+        session = await self._token_lookup(token_values[0].strip())
+        if session is None:
+            await reject("the token is invalid or has been revoked")
+            return
+        if session.expires_at <= self._clock():
+            await reject("the token has expired")
+            return
+        try:
+            body = await self._read_limited_body(normalized.get("content-length", ["0"])[0], receive)
+        except _BodyTooLarge:
+            await self._too_large(scope, receive, send, request_id)
+            return
+        except _ClientDisconnected:
+            return
+        scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = Principal(
+            access_key="",
+            tenant_id=session.tenant_id,
+            user_id=session.user_id,
+            user_name=None if session.is_root else session.user_name,
+            project_id=None,
+            auth_method="token",
+        )
+        await self.app(scope, _replaying_receive(body, receive), send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        response = error_response(
+            REQUEST_TOO_LARGE.http_status,
+            REQUEST_TOO_LARGE.code,
+            f"{REQUEST_TOO_LARGE.message}: at most {self._max_body_bytes} bytes",
+            request_id,
+        )
+        await response(scope, receive, send)
 
     async def _read_limited_body(self, declared_length: str, receive: Receive) -> bytes:
         if declared_length.strip().isdigit() and int(declared_length) > self._max_body_bytes:

@@ -1,4 +1,8 @@
-"""Who is calling: the stored AK/SK credential and the authenticated principal put on ``request.state``."""
+"""Who is calling: the stored AK/SK credential and the authenticated principal put on ``request.state``.
+
+The main account of a tenant has ``user_id == tenant_id``; a sub-user (IAM user) has its own ``user_id`` and
+``user_name``. ``auth_method`` is ``"aksk"`` (a signed request) or ``"token"`` (``X-Auth-Token``).
+"""
 
 from __future__ import annotations
 
@@ -27,13 +31,19 @@ class Credential:
 @dataclass(frozen=True, slots=True)
 class Principal:
     """The authenticated caller. ``project_id`` is the signed ``X-Project-Id`` header, when the SDK sent one
-    (``BasicCredentials(ak, sk, project_id)``); None otherwise."""
+    (``BasicCredentials(ak, sk, project_id)``); None otherwise. ``access_key`` is empty for token callers."""
 
     access_key: str
     tenant_id: str
     user_id: str
     user_name: str | None
     project_id: str | None
+    auth_method: str = "aksk"
+
+    @property
+    def is_root(self) -> bool:
+        """True for the tenant's main account (allowed every operation), False for a sub-user."""
+        return self.user_id == self.tenant_id
 
 
 CredentialLookup = Callable[[str], Awaitable[Credential | None]]
