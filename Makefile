@@ -15,7 +15,7 @@ PROTOS := $(wildcard proto/magpie/v1/*.proto)
 GEN_DIR := libs/magpie-common
 GEN_STAMP := $(GEN_DIR)/magpie/v1/.generated
 
-.PHONY: install system-deps proto run test test-unit lint fmt bench infra-up infra-down infra-reset clean
+.PHONY: install system-deps proto run test test-unit lint fmt docs bench infra-up infra-down infra-reset clean
 
 install: $(STAMP) $(GEN_STAMP)
 
@@ -56,6 +56,9 @@ lint: install
 fmt: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+docs: install
+	$(PY) -m magpie_gateway.reference docs/api.md
 
 bench: install
 	$(PY) -m magpie_devstack.bench
