@@ -1,7 +1,9 @@
 """Configuration of the dispatcher from the environment.
 
 Process
-- ``MAGPIE_DISPATCHER_ROLES``        ``send,receipts`` (default): the roles this process runs
+- ``MAGPIE_DISPATCHER_ROLES``        ``send,receipts`` (default): the roles this process runs; ``vms`` (video SMS to
+  the VMS channel and the VMS callbacks, ``magpie_dispatcher.vms``, settings ``MAGPIE_VMS_*`` in ``vms.config``)
+  runs only when listed, e.g. ``send,receipts,vms``
 - ``MAGPIE_HTTP_HOST`` / ``MAGPIE_HTTP_PORT``  ops endpoints (/metrics, /healthz, /readyz): 127.0.0.1:18094
 
 SMSC (SMPP 3.4 transceiver). The default SMSC serves every carrier; ``MAGPIE_SMPP_<CARRIER>_<FIELD>`` (CARRIER one of
@@ -33,6 +35,14 @@ Throughput
 - ``MAGPIE_DISPATCHER_CHUNK``       recipients claimed / recorded per Redis round trip (64)
 - ``MAGPIE_DISPATCHER_CHUNKS_IN_FLIGHT``  chunks submitting concurrently per partition (4)
 - ``MAGPIE_DISPATCHER_REDIS_MAX_CONNECTIONS``  Redis connections per process (64)
+
+Deferred sends (scheduled tasks and the marketing window, :mod:`magpie_dispatcher.deferral`)
+- ``MAGPIE_MARKETING_WINDOW`` / ``MAGPIE_MARKETING_TZ``  when marketing batches may go out (08:00-21:00,
+  Asia/Shanghai; :mod:`magpie_common.send_window`)
+- ``MAGPIE_DEFERRAL_INTERVAL_S``    how often due deferred batches are looked for (1)
+- ``MAGPIE_DEFERRAL_LEASE_S``       a release (or cancellation) not finished within this is taken over by another
+  dispatcher (60)
+- ``MAGPIE_DEFERRAL_RETENTION_S``   released and cancelled batches are kept this long, then deleted (604800 = 7 d)
 """
 
 from __future__ import annotations
@@ -41,12 +51,15 @@ from dataclasses import dataclass, field, replace
 
 from magpie_common.config import env_float, env_int, env_str
 from magpie_common.ids import stable_id
+from magpie_common.send_window import SendWindow
 
 SERVICE_NAME = "dispatcher"
 DEFAULT_PORT = 18094
 ROLE_SEND = "send"
 ROLE_RECEIPTS = "receipts"
-ALL_ROLES = frozenset({ROLE_SEND, ROLE_RECEIPTS})
+ROLE_VMS = "vms"
+ALL_ROLES = frozenset({ROLE_SEND, ROLE_RECEIPTS})  # the default
+KNOWN_ROLES = ALL_ROLES | {ROLE_VMS}
 CARRIERS = ("CMCC", "CUCC", "CTCC", "CBN")
 DEFAULT_CARRIER = "DEFAULT"  # bucket and label of recipients without a known carrier
 DEFAULT_RECEIPT_WINDOW_S = 259_200
@@ -54,9 +67,9 @@ DEFAULT_RECEIPT_WINDOW_S = 259_200
 
 def parse_roles(text: str) -> frozenset[str]:
     roles = frozenset(part.strip().lower() for part in text.split(",") if part.strip())
-    unknown = roles - ALL_ROLES
+    unknown = roles - KNOWN_ROLES
     if unknown or not roles:
-        raise ValueError(f"MAGPIE_DISPATCHER_ROLES must list roles among {sorted(ALL_ROLES)}, got {text!r}")
+        raise ValueError(f"MAGPIE_DISPATCHER_ROLES must list roles among {sorted(KNOWN_ROLES)}, got {text!r}")
     return roles
 
 
@@ -146,6 +159,10 @@ class DispatcherConfig:
     throttle_backoff_max_s: float = 1.0
     reconnect_backoff_s: float = 0.5
     reconnect_backoff_max_s: float = 30.0
+    marketing_window: SendWindow = field(default_factory=SendWindow.parse)
+    deferral_interval_s: float = 1.0
+    deferral_lease_s: float = 60.0
+    deferral_retention_s: float = 604_800.0
 
     def __post_init__(self) -> None:
         if self.receipt_window_s <= 0:
@@ -197,4 +214,8 @@ class DispatcherConfig:
             chunk_size=env_int("MAGPIE_DISPATCHER_CHUNK", 64),
             chunks_in_flight=env_int("MAGPIE_DISPATCHER_CHUNKS_IN_FLIGHT", 4),
             redis_max_connections=env_int("MAGPIE_DISPATCHER_REDIS_MAX_CONNECTIONS", 64),
+            marketing_window=SendWindow.from_env(),
+            deferral_interval_s=env_float("MAGPIE_DEFERRAL_INTERVAL_S", 1.0),
+            deferral_lease_s=env_float("MAGPIE_DEFERRAL_LEASE_S", 60.0),
+            deferral_retention_s=env_float("MAGPIE_DEFERRAL_RETENTION_S", 604_800.0),
         )

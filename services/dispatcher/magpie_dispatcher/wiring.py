@@ -2,7 +2,8 @@
 
 ``await build(settings, config)`` -> :class:`Components`: ``workers()`` are the coroutines to run (with
 ``Service.run``), ``stop()`` asks them to drain, ``close()`` releases the clients. The ``send`` role is a
-:class:`SendRole`; the ``receipts`` role is whatever ``magpie_dispatcher.receipts.build_receipts`` returns.
+:class:`SendRole`; the ``receipts`` role is whatever ``magpie_dispatcher.receipts.build_receipts`` returns;
+the ``vms`` role (only when listed) is ``magpie_dispatcher.vms.role.VmsRole``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from magpie_dispatcher.config import (
     DEFAULT_CARRIER,
     ROLE_RECEIPTS,
     ROLE_SEND,
+    ROLE_VMS,
     SERVICE_NAME,
     DispatcherConfig,
 )
+from magpie_dispatcher.deferral import Deferrals
 from magpie_dispatcher.dlr import ReceiptProcessor
 from magpie_dispatcher.finals import FinalEmitter
 from magpie_dispatcher.ratelimit import CarrierRateLimiter
@@ -80,12 +83,16 @@ class SendRole:
             batch=config.sweep_batch,
             lease_s=config.sweep_lease_s,
         )
+        # Scheduled and marketing-window batches wait in MongoDB; the rest goes to the sender (deferral.py).
+        self.deferrals = Deferrals(
+            settings, config, sender=self.sender, store=self.store, emitter=self.emitter, producer=self.producer
+        )
         self.loop: ConsumerLoop[dispatch_pb2.DispatchBatch] = ConsumerLoop(
             settings,
             group_id=SERVICE_NAME,
             topic=DISPATCH,
             message_type=dispatch_pb2.DispatchBatch,
-            handler=self.sender.handle,
+            handler=self.deferrals.handle,
             producer=self.producer,
             max_records=config.max_records,
         )
@@ -94,13 +101,15 @@ class SendRole:
 
     async def start(self) -> None:
         await self.producer.start()
+        await self.deferrals.start()
 
     async def run(self) -> None:
         processor = asyncio.create_task(self.processor.run(), name="dispatcher-receipts-in")
         sweeper = asyncio.create_task(self.sweeper.run(), name="dispatcher-sweeper")
+        deferrals = asyncio.create_task(self.deferrals.run(), name="dispatcher-deferrals")
         await asyncio.sleep(0)  # the receipt processor runs before any session can deliver
         self.pool.start()
-        self._tasks = [processor, sweeper]
+        self._tasks = [processor, sweeper, deferrals]
         try:
             await self.loop.run()
         finally:
@@ -110,7 +119,8 @@ class SendRole:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             else:
                 self.sweeper.stop()
-                await asyncio.gather(sweeper, return_exceptions=True)
+                self.deferrals.stop()
+                await asyncio.gather(sweeper, deferrals, return_exceptions=True)
                 await self.pool.close()
                 self.processor.stop()
                 await asyncio.gather(processor, return_exceptions=True)
@@ -135,6 +145,7 @@ class SendRole:
 
     async def close(self) -> None:
         await self.producer.stop()
+        await self.deferrals.close()
 
 
 @dataclass
@@ -144,6 +155,7 @@ class Components:
     redis: aioredis.Redis
     send: SendRole | None = None
     receipts: Any = None  # magpie_dispatcher.receipts.build_receipts(settings)
+    vms: Any = None  # magpie_dispatcher.vms.role.VmsRole
     _closed: bool = field(default=False, repr=False)
 
     def workers(self) -> list[Awaitable[None]]:
@@ -152,6 +164,8 @@ class Components:
             workers.append(self.send.run())
         if self.receipts is not None:
             workers.extend(self.receipts.workers())
+        if self.vms is not None:
+            workers.extend(self.vms.workers())
         return workers
 
     def stop(self) -> None:
@@ -159,6 +173,8 @@ class Components:
             self.send.stop()
         if self.receipts is not None:
             self.receipts.stop()
+        if self.vms is not None:
+            self.vms.stop()
 
     async def redis_ready(self) -> bool:
         return bool(await self.redis.ping())
@@ -170,6 +186,8 @@ class Components:
             checks["consumer"] = self.send.consumer_ready
         if self.receipts is not None:
             checks["receipts"] = self.receipts_ready
+        if self.vms is not None:
+            checks["vms"] = self.vms.ready
         return checks
 
     async def receipts_ready(self) -> bool:
@@ -196,6 +214,9 @@ class Components:
         if self.receipts is not None:
             with contextlib.suppress(Exception):
                 await self.receipts.close()
+        if self.vms is not None:
+            with contextlib.suppress(Exception):
+                await self.vms.close()
         if self.send is not None:
             with contextlib.suppress(Exception):
                 await self.send.close()
@@ -216,6 +237,10 @@ async def build(settings: Settings, config: DispatcherConfig | None = None) -> C
             from magpie_dispatcher.receipts import build_receipts
 
             components.receipts = await build_receipts(settings)
+        if ROLE_VMS in config.roles:
+            from magpie_dispatcher.vms.role import build_vms
+
+            components.vms = await build_vms(settings, redis)
     except BaseException:
         await components.close()
         raise

@@ -64,6 +64,7 @@ STATUS_FAILED = "FAILED"
 STATUS_TIMEOUT = "TIMEOUT"
 STATUS_SKIPPED = "SKIPPED"
 STATUS_INVALID = "INVALID"
+STATUS_CANCELLED = "CANCELLED"  # scheduled task cancelled: the dispatcher's FAILED final with result_code CANCELLED
 
 CLASSIFICATION_ARRAYS = ("route", "reason")
 DELIVERY_ARRAYS = ("dstat", "msg_id", "send_time", "receive_time", "result_code", "segments")
@@ -243,6 +244,8 @@ def recipient_view(doc: dict[str, Any], position: int) -> dict[str, Any]:
     reason = array(doc, "reason")[position]
     status = send_status(route, dstat)
     result_code = array(doc, "result_code")[position]
+    if status == STATUS_FAILED and result_code == STATUS_CANCELLED:
+        status = STATUS_CANCELLED
     if not result_code:
         if status == STATUS_TIMEOUT:
             result_code = "TIMEOUT"

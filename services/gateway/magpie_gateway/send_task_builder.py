@@ -4,23 +4,46 @@ document, the ``TaskContext`` and the de-duplicated recipients.
 Checks, in order (the first failure answers):
 
 - ``task_name`` non-blank, at most 30 characters; ``sms_channel`` and ``resolve_task.tpl_id`` present
-  (KM.00000400); ``aim_code_type`` individual and ``generation_type`` 1 (KM.00000429 otherwise);
+  (KM.00000400); ``aim_code_type`` individual (KM.00000429 otherwise); ``generation_type`` 1 (default) or 2
+  (KM.00000400 otherwise); ``domain`` a host name, required with ``generation_type`` 2 (KM.00000400);
   ``expiration_time`` 1-7 days (KM.00000400)
-- ``resolve_task.params`` non-empty (KM.90016414), at most 1,000,000 entries (KM.90016301)
+- ``resolve_task.params`` non-empty (KM.90016414), at most 1,000,000 entries (KM.90016301), at most 100,000 with
+  custom short codes (KM.90016416)
 - the SMS app ``sms_app_name`` exists (KM.00000421); the signature ``sms_sign`` exists in that app and is
   approved (KM.00000424); the SMS template ``sms_tpl_id`` exists, belongs to that app and signature and is
   approved (KM.00000425); it has a ``${N}`` variable for the link (KM.00001377)
 - the AIM template ``tpl_id`` exists (KM.00000426) and is approved by at least one vendor (KM.00000427)
+- the ``domain`` (when given) is an approved short-link domain of the tenant registered for this generation type
+  (``resolve_tasks.check_domain``, the check of resolution tasks: KM.00000461 otherwise)
 - every recipient: ``cust_flag`` non-blank, at most 64 characters (KM.00000400); ``dync_params`` name exactly
   the card template's params (KM.90016802); ``sms_params`` fill exactly the SMS template's other variables
-  (KM.00001376); ``custom_url`` http(s), at most 2048 characters (KM.00000400)
+  (KM.00001376); ``custom_url`` http(s), at most 2048 characters (KM.00000400); with ``generation_type`` 2
+  ``custom_short_code`` 3-10 letters and digits (KM.00000400), each once among the recipients kept (KM.90016482)
+- the custom short codes are free: no link of another task holds one, live or expired within its retention
+  (asked of the shortlink service, ``POST /internal/custom-codes/check``: KM.90016482 naming the taken codes;
+  503 KM.00000460 when it cannot answer)
 
 Recipients are de-duplicated on ``cust_flag`` (the first occurrence wins; duplicates are counted).
+
+Custom short codes and domains (SDK ``generation_type`` 2, ``domain``, ``params[].custom_short_code``): each
+recipient's code travels in ``Recipient.custom_code`` (number-resolver copies it to ``ClassifiedRecipient``) and the
+task's domain in ``TaskContext.link_domain`` (``https://<domain>/``; without a domain, the edge's public URL), so the
+SMS carries ``https://<domain>/<code>``; pointing the domain's DNS and TLS at the edge is the operator's part (the
+edge finds links by path only). ``custom_url`` is ignored with custom codes (KooMessage documents it so), and
+``custom_short_code`` without them (``generation_type`` 1: the codes are derived);
+``resolve_times`` is always 1 for individual links (KooMessage ignores other values, so does Magpie). Codes are
+case-sensitive (``Spring01`` and ``spring01`` are two codes), like the edge's paths. The check above is early
+feedback; the shortlink minter decides when it inserts the links: a code taken in between (another task created at
+the same moment) fails that recipient alone with result code KM.90016482 in the send details.
+
+A scheduled task (``X-Magpie-Send-At``, see ``send_schedules``) carries its send time in
+``TaskContext.send_at_ms``, and its links' validity counts from that time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,18 +56,36 @@ from magpie_gateway.codes import fail
 from magpie_gateway.context import GatewayContext
 from magpie_gateway.errors import (
     CARD_PARAMS_MISMATCH,
+    DUPLICATE_CUSTOM_SHORT_LINK,
     EMPTY_INPUT,
     SMS_PARAMS_COUNT_MISMATCH,
     SMS_TEMPLATE_LACKS_LINK,
     TOO_MANY_MOBILES,
+    TOO_MANY_SHORT_CODES,
     ApiError,
 )
 from magpie_gateway.read_model import BATCH_SIZE
+from magpie_gateway.resolve_tasks import (
+    CUSTOM,
+    CUSTOM_CODE,
+    DOMAIN_LABEL,
+    INDIVIDUAL,
+    MAX_DOMAIN_CHARS,
+    STANDARD,
+    TOKEN_HEADER,
+    TaskPlan,
+    check_domain,
+    link_domain,
+)
 from magpie_gateway.reviews import APPROVED
 from magpie_gateway.sms_variables import other_variables
 from magpie_gateway.task_models import AIMResolveTask, CreateAimSendTaskRequestBody, SmsChannel
 from magpie_gateway.timefmt import to_ms
+from magpie_gateway.upstream import UpstreamRefused, UpstreamUnavailable, post_json, unavailable
 from magpie_gateway.validation import invalid, required_text
+from magpie_gateway.vms_fallback import VmsFallback
+
+log = logging.getLogger(__name__)
 
 THREAD_THRESHOLD = 5_000
 MAX_TASK_NAME_CHARS = 30
@@ -54,6 +95,9 @@ MAX_CUSTOM_URL_CHARS = 2048
 MAX_LINK_DAYS = 7  # individual links
 DAY_MS = 86_400_000
 PROMOTION = "PROMOTION_TYPE"
+MAX_CUSTOM_CODES = 100_000  # recipients of a task with custom short codes (KM.90016416)
+CODES_CHECK_PATH = "/internal/custom-codes/check"  # magpie_shortlink.custom_codes
+CODES_PER_CHECK = 10_000  # magpie_shortlink.custom_codes.MAX_CHECK_CODES
 
 
 @dataclass
@@ -79,6 +123,14 @@ class PreparedTask:
     unique: int
     submitted: int
     duplicates: int
+    send_at_ms: int = 0  # scheduled send (epoch ms), 0 = now
+    link_domain: str = ""  # base URL of the links (https://<domain>/ for a tenant's domain), "" = the edge's
+    vms_fallback: VmsFallback | None = None  # X-Magpie-Fallback: vms (magpie_gateway.vms_fallback)
+
+
+def is_marketing(prepared: PreparedTask) -> bool:
+    """A promotion SMS template: the marketing send window applies."""
+    return bool(prepared.prerequisites.sms_template.get("template_type") == PROMOTION)
 
 
 def check_shape(body: CreateAimSendTaskRequestBody) -> tuple[str, SmsChannel, AIMResolveTask, int]:
@@ -94,8 +146,17 @@ def check_shape(body: CreateAimSendTaskRequestBody) -> tuple[str, SmsChannel, AI
     required_text("resolve_task.tpl_id", resolve.tpl_id)
     if resolve.aim_code_type not in (None, "", "individual"):
         raise fail(codes.NOT_SUPPORTED, "aim_code_type must be individual (group links are not supported yet)")
-    if resolve.generation_type not in (None, "", "1"):
-        raise fail(codes.NOT_SUPPORTED, "generation_type must be 1 (custom short codes are not supported yet)")
+    generation = (resolve.generation_type or "").strip() or STANDARD
+    if generation not in (STANDARD, CUSTOM):
+        raise invalid("resolve_task.generation_type must be 1 (standard) or 2 (custom short codes)")
+    domain = (resolve.domain or "").strip().lower().rstrip(".") or None
+    if domain is not None and (
+        len(domain) > MAX_DOMAIN_CHARS or not all(DOMAIN_LABEL.fullmatch(label) for label in domain.split("."))
+    ):
+        raise invalid("resolve_task.domain must be a host name (letters, digits and hyphens, e.g. s.example.com)")
+    if generation == CUSTOM and domain is None:
+        raise invalid("resolve_task.domain is required with generation_type 2 (custom short codes)")
+    resolve.generation_type, resolve.domain = generation, domain  # canonical from here on (stored and echoed)
     days = MAX_LINK_DAYS if resolve.expiration_time is None else resolve.expiration_time
     if not 1 <= days <= MAX_LINK_DAYS:
         raise invalid(f"resolve_task.expiration_time must be 1 to {MAX_LINK_DAYS} days for individual links")
@@ -104,6 +165,11 @@ def check_shape(body: CreateAimSendTaskRequestBody) -> tuple[str, SmsChannel, AI
         raise ApiError.of(EMPTY_INPUT, f"{EMPTY_INPUT.message}: resolve_task.params has no recipient")
     if len(params) > MAX_RECIPIENTS:
         raise ApiError.of(TOO_MANY_MOBILES, f"{TOO_MANY_MOBILES.message} ({len(params)} > {MAX_RECIPIENTS} recipients)")
+    if generation == CUSTOM and len(params) > MAX_CUSTOM_CODES:
+        raise ApiError.of(
+            TOO_MANY_SHORT_CODES,
+            f"{TOO_MANY_SHORT_CODES.message} ({len(params)} > {MAX_CUSTOM_CODES} custom short codes per task)",
+        )
     return task_name, channel, resolve, days
 
 
@@ -172,6 +238,9 @@ def build_recipients(
     seen: set[str] = set()
     duplicates = 0
     keys: dict[str, str] = {}  # dync_params names as sent -> parameter names (the same few names every time)
+    custom = resolve.generation_type == CUSTOM
+    short_codes: set[str] = set()
+    short_code = ""
     for position, param in enumerate(resolve.params or []):
         mobile = (param.cust_flag or "").strip()
         if not mobile or len(mobile) > MAX_CUST_FLAG_CHARS:
@@ -196,6 +265,14 @@ def build_recipients(
                 f"the SMS template needs {sms_param_count}",
             )
         custom_url = (param.custom_url or "").strip()
+        if custom:
+            custom_url = ""  # KooMessage: not supported with custom short codes, the value is ignored
+            short_code = (param.custom_short_code or "").strip()
+            if not CUSTOM_CODE.fullmatch(short_code):
+                raise invalid(
+                    f"resolve_task.params[{position}].custom_short_code must be 3-10 letters and digits "
+                    "(required with generation_type 2)"
+                )
         if custom_url and (
             len(custom_url) > MAX_CUSTOM_URL_CHARS or not custom_url.lower().startswith(("http://", "https://"))
         ):
@@ -204,26 +281,109 @@ def build_recipients(
             duplicates += 1
             continue
         seen.add(mobile)
+        if custom:
+            if short_code in short_codes:
+                raise ApiError.of(
+                    DUPLICATE_CUSTOM_SHORT_LINK,
+                    f"{DUPLICATE_CUSTOM_SHORT_LINK.message}: params[{position}].custom_short_code {short_code} "
+                    "is given to another recipient of the task",
+                )
+            short_codes.add(short_code)
         if unique % batch_size == 0:
             batches.append(task_pb2.RecipientBatch(batch_no=len(batches)))
             mobiles.append([])
         recipient = batches[-1].recipients.add(
             index=unique, mobile=mobile, custom_url=custom_url, sms_params=sms_params
         )
+        if custom:
+            recipient.custom_code = short_code
         recipient.params.update(dync)
         mobiles[-1].append(mobile)
         unique += 1
     return batches, mobiles, unique, duplicates
 
 
-async def prepare(context: GatewayContext, principal: Principal, body: CreateAimSendTaskRequestBody) -> PreparedTask:
+def domain_plan(task_name: str, resolve: AIMResolveTask, days: int) -> TaskPlan:
+    """The task as ``resolve_tasks`` sees one, for its domain check and link base (no links: not needed there)."""
+    return TaskPlan(
+        task_name=task_name,
+        tpl_id=resolve.tpl_id or "",
+        sms_signs=[],
+        kind=INDIVIDUAL,
+        generation_type=resolve.generation_type or STANDARD,
+        domain=resolve.domain,
+        days=days,
+        resolving_times=1,
+        links=[],
+    )
+
+
+def _code_positions(resolve: AIMResolveTask) -> dict[str, int]:
+    positions: dict[str, int] = {}
+    for position, param in enumerate(resolve.params or []):
+        positions.setdefault((param.custom_short_code or "").strip(), position)
+    return positions
+
+
+async def check_codes_free(
+    context: GatewayContext, tenant_id: str, resolve: AIMResolveTask, short_codes: list[str], task_id: str | None
+) -> None:
+    """KM.90016482 when a link of another task holds one of ``short_codes`` (the shortlink service knows every
+    link); links of ``task_id`` itself (a resumed task) do not count."""
+    config = context.config
+    if not config.shortlink_internal_token:
+        log.error("custom short codes need MAGPIE_SHORTLINK_INTERNAL_TOKEN (the shortlink internal API)")
+        raise unavailable("shortlink")
+    taken: list[str] = []
+    for start in range(0, len(short_codes), CODES_PER_CHECK):
+        chunk = short_codes[start : start + CODES_PER_CHECK]
+        try:
+            answer = await post_json(
+                config.shortlink_url,
+                CODES_CHECK_PATH,
+                {"tenant_id": tenant_id, "task_id": task_id or "", "codes": chunk},
+                timeout_s=config.upstream_timeout_s,
+                headers={TOKEN_HEADER: config.shortlink_internal_token},
+                service="shortlink",
+            )
+        except (UpstreamUnavailable, UpstreamRefused) as exc:
+            raise unavailable("shortlink") from exc
+        found = answer.get("taken")
+        if not isinstance(found, list):
+            log.warning("shortlink answered an unexpected body", extra={"body": str(answer)[:300]})
+            raise unavailable("shortlink")
+        taken.extend(str(code) for code in found)
+    if taken:
+        positions = _code_positions(resolve)
+        named = ", ".join(f"params[{positions.get(code, '?')}].custom_short_code {code}" for code in taken[:10])
+        more = f" and {len(taken) - 10} more" if len(taken) > 10 else ""
+        raise ApiError.of(
+            DUPLICATE_CUSTOM_SHORT_LINK,
+            f"{DUPLICATE_CUSTOM_SHORT_LINK.message}: {named}{more} already in use "
+            "(by another short link, or a path of the short-link service)",
+        )
+
+
+async def prepare(
+    context: GatewayContext,
+    principal: Principal,
+    body: CreateAimSendTaskRequestBody,
+    *,
+    task_id: str | None = None,
+) -> PreparedTask:
+    """The checked task; ``task_id`` names the task being resumed (same Idempotency-Key), if any."""
     task_name, channel, resolve, days = check_shape(body)
     prerequisites = await load_prerequisites(context, principal.tenant_id, channel, resolve.tpl_id or "")
+    plan = domain_plan(task_name, resolve, days)
+    await check_domain(context, principal.tenant_id, plan)
     if len(resolve.params or []) > THREAD_THRESHOLD:
         # Seconds of CPU for a big task: in a thread, so the event loop keeps serving meanwhile.
         batches, mobiles, unique, duplicates = await asyncio.to_thread(build_recipients, resolve, prerequisites)
     else:
         batches, mobiles, unique, duplicates = build_recipients(resolve, prerequisites)
+    if resolve.generation_type == CUSTOM:
+        short_codes = [r.custom_code for batch in batches for r in batch.recipients]
+        await check_codes_free(context, principal.tenant_id, resolve, short_codes, task_id)
     return PreparedTask(
         task_name=task_name,
         channel=channel,
@@ -235,6 +395,7 @@ async def prepare(context: GatewayContext, principal: Principal, body: CreateAim
         unique=unique,
         submitted=len(resolve.params or []),
         duplicates=duplicates,
+        link_domain=link_domain(context, plan),
     )
 
 
@@ -249,7 +410,7 @@ def task_context(
 ) -> task_pb2.TaskContext:
     pre = prepared.prerequisites
     created_ms = to_ms(created_at)
-    return task_pb2.TaskContext(
+    ctx = task_pb2.TaskContext(
         tenant_id=principal.tenant_id,
         task_id=task_id,
         task_name=prepared.task_name,
@@ -264,9 +425,13 @@ def task_context(
         sms_app_name=pre.app["app_name"],
         link_param=pre.link_param,
         fallback=fallback,  # type: ignore[arg-type]
-        link_expires_at_ms=created_ms + prepared.expiration_days * DAY_MS,
-        link_domain=context.config.link_domain,
+        link_expires_at_ms=max(created_ms, prepared.send_at_ms) + prepared.expiration_days * DAY_MS,
+        link_domain=prepared.link_domain or context.config.link_domain,
         created_at_ms=created_ms,
         aim_url="",
-        marketing=pre.sms_template.get("template_type") == PROMOTION,
+        marketing=is_marketing(prepared),
+        send_at_ms=prepared.send_at_ms,
     )
+    if prepared.vms_fallback is not None:
+        prepared.vms_fallback.apply(ctx)
+    return ctx

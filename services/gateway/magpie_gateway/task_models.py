@@ -41,7 +41,9 @@ class AIMResolveTask(_Body):
     tpl_id: str | None = None
     resolve_times: int | None = None
     aim_code_type: str | None = Field(None, description="individual (the only supported value)")
-    generation_type: str | None = Field(None, description="1 standard (the only supported value)")
+    generation_type: str | None = Field(
+        None, description="1 standard (default) | 2 custom short codes (domain and params[].custom_short_code)"
+    )
     domain: str | None = None
     expiration_time: int | None = Field(None, description="link validity in days, 1-7 (default 7)")
     params: list[CreateResolveTaskParam] | None = None

@@ -85,6 +85,7 @@ _ROWS: tuple[tuple[str, str, Product, Kind, str], ...] = (
     ("send_aim_batch_messages", "KooMessage:devSendTask:create", AIM, DEV, "send SMS"),
     ("send_aim_batch_different_messages", "KooMessage:devSendTask:create", AIM, DEV, "send SMS in batches"),
     ("list_aim_send_tasks", "KooMessage:devSendTask:list", AIM, R, "query smart-message send tasks"),
+    ("cancel_aim_send_task", "KooMessage:devSendTask:cancel", AIM, DEV, "cancel a scheduled smart-message send"),
     ("list_aim_send_details", "KooMessage:devSendDetail:list", AIM, R, "query send details"),
     ("list_aim_send_reports", "KooMessage:devSendReport:list", AIM, R, "query send reports"),
     ("add_call_back", "KooMessage:devCallback:create", AIM, OP, "register a callback URL"),
