@@ -1,4 +1,4 @@
-"""``python -m magpie_number_resolver``: the worker loop and the internal API (port 18092) in one process."""
+"""``python -m magpie_number_resolver``: the consumer loops and the internal API (port 18092) in one process."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ async def run(settings: Settings, config: ResolverConfig) -> None:
 
     service.stop_callbacks.append(stop_server)
     tasks: list[Awaitable[None]] = [server.serve()]
-    if components.loop is not None:
-        service.stop_callbacks.append(components.loop.stop)
-        tasks.append(components.loop.run())
+    for loop in components.loops:
+        service.stop_callbacks.append(loop.stop)
+        tasks.append(loop.run())
     try:
         # The FastAPI app serves the ops routes itself (/metrics, /healthz, /readyz).
         await service.run(tasks, ops_server=False)

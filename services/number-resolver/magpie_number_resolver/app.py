@@ -10,23 +10,29 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
-from magpie.v1 import task_pb2
+from magpie.v1 import dispatch_pb2, link_pb2, task_pb2
 from magpie_common.config import Settings
 from magpie_common.kafka import ConsumerLoop, EventProducer
 from magpie_common.storage import mongo_client, redis_client, service_db
-from magpie_common.topics import RECIPIENTS
+from magpie_common.topics import DELIVERY, LINK, RECIPIENTS
 from magpie_number_resolver.api import create_app
 from magpie_number_resolver.capability import CapabilityEngine, default_engine
 from magpie_number_resolver.carriers import SegmentTable, default_table, load_table
 from magpie_number_resolver.classifier import Classifier
 from magpie_number_resolver.config import SERVICE_NAME, ResolverConfig
 from magpie_number_resolver.hotcache import HotCache
+from magpie_number_resolver.learning import Downgrades, Learner
+from magpie_number_resolver.learning_api import downgrade_routes
 from magpie_number_resolver.portability import PortabilityStore
 from magpie_number_resolver.profiles import ProfileStore
+from magpie_number_resolver.providers import ProviderCache, build_provider, provider_settings
 from magpie_number_resolver.registry import DeviceRegistry
 from magpie_number_resolver.worker import ClassifyWorker
 
 log = logging.getLogger(__name__)
+
+LEARNING_GROUP = SERVICE_NAME + "-learning"  # LINK: resolutions -> observed profiles
+SENDS_GROUP = SERVICE_NAME + "-sends"  # DELIVERY: delivered smart messages -> downgrades
 
 
 @dataclass
@@ -46,11 +52,22 @@ class Components:
     worker: ClassifyWorker
     loop: ConsumerLoop[task_pb2.RecipientBatch] | None
     app: FastAPI
+    downgrades: Downgrades
+    learner: Learner
+    provider: ProviderCache | None = None
+    link_loop: ConsumerLoop[link_pb2.LinkEvent] | None = None
+    delivery_loop: ConsumerLoop[dispatch_pb2.DeliveryBatch] | None = None
+
+    @property
+    def loops(self) -> list[ConsumerLoop]:  # type: ignore[type-arg]
+        """Every consumer loop this process runs (RECIPIENTS; LINK and DELIVERY when learning)."""
+        return [loop for loop in (self.loop, self.link_loop, self.delivery_loop) if loop is not None]
 
     async def start(self) -> None:
         """Start the producer, create indexes, load the profile cache and make sure Redis holds the registry."""
         await self.producer.start()
         await self.registry.ensure_indexes()
+        await self.downgrades.ensure_indexes()
         if await self.hot.is_warm():
             await self.profiles.load_all()
         else:
@@ -71,10 +88,17 @@ class Components:
             checks["mongodb"] = False
         if self.loop is not None:
             checks["consumer"] = self.loop.ready
+        if self.link_loop is not None:
+            checks["link_consumer"] = self.link_loop.ready
+        if self.delivery_loop is not None:
+            checks["delivery_consumer"] = self.delivery_loop.ready
         return checks
 
     async def close(self) -> None:
         await self.hot.close()
+        if self.provider is not None:
+            with contextlib.suppress(Exception):
+                await self.provider.close()
         with contextlib.suppress(Exception):
             await self.producer.stop()
         with contextlib.suppress(Exception):
@@ -94,12 +118,33 @@ async def build(settings: Settings, config: ResolverConfig | None = None) -> Com
     profiles = ProfileStore(settings, db, redis)
     registry = DeviceRegistry(settings, db, redis, profiles)
     portability = PortabilityStore(settings, db, redis)
-    hot = HotCache(settings, redis, profiles, registry, portability)
+    downgrades = Downgrades(
+        settings,
+        db,
+        redis,
+        segments,
+        after=config.downgrade_after,
+        window_s=config.downgrade_window_s,
+        ttl_s=config.downgrade_ttl_s,
+    )
+    hot = HotCache(settings, redis, profiles, registry, portability, downgrades)
+    vendor = build_provider(config)
+    provider = ProviderCache(settings, redis, profiles, vendor, provider_settings(config)) if vendor else None
     classifier = Classifier(
-        redis, registry, portability, profiles, hot, engine, segments, verdict_cache_size=config.verdict_cache_size
+        redis,
+        registry,
+        portability,
+        profiles,
+        hot,
+        engine,
+        segments,
+        verdict_cache_size=config.verdict_cache_size,
+        provider=provider,
+        downgrade_prefix=downgrades.flag_prefix,
     )
     producer = EventProducer(settings, client_id=SERVICE_NAME)
     worker = ClassifyWorker(classifier, producer)
+    learner = Learner(registry, downgrades, engine, segments)
     loop: ConsumerLoop[task_pb2.RecipientBatch] | None = None
     if config.worker:
         loop = ConsumerLoop(
@@ -127,7 +172,30 @@ async def build(settings: Settings, config: ResolverConfig | None = None) -> Com
         worker=worker,
         loop=loop,
         app=FastAPI(),
+        downgrades=downgrades,
+        learner=learner,
+        provider=provider,
     )
+    if config.worker and config.learning:
+        components.link_loop = ConsumerLoop(
+            settings,
+            group_id=LEARNING_GROUP,
+            topic=LINK,
+            message_type=link_pb2.LinkEvent,
+            handler=learner.handle,
+            producer=producer,
+            max_records=500,
+        )
+        if downgrades.enabled:
+            components.delivery_loop = ConsumerLoop(
+                settings,
+                group_id=SENDS_GROUP,
+                topic=DELIVERY,
+                message_type=dispatch_pb2.DeliveryBatch,
+                handler=downgrades.handle_deliveries,
+                producer=producer,
+                max_records=200,
+            )
     components.app = create_app(
         config=config,
         registry=registry,
@@ -137,4 +205,5 @@ async def build(settings: Settings, config: ResolverConfig | None = None) -> Com
         segments=segments,
         readiness=components.readiness,
     )
+    downgrade_routes(components.app, downgrades, segments)
     return components

@@ -7,6 +7,13 @@ validation, carrier, the one MGET per batch, verdicts, building and serialising 
 Kafka. The mix: 85 % registered numbers, 10 % valid unregistered numbers, 5 % malformed. Keys are removed
 afterwards. MongoDB is not touched (every profile is in the process cache, as in a warmed-up worker).
 
+The records of one poll (``per_poll``, 50 as the consumer fetches them) go through
+``ClassifyWorker.classify_values`` exactly as the consumer hands them over (the Redis look-up of the next batch is
+sent before the output of the current one is built). ``numbers_per_s`` is wall-clock throughput; ``numbers_per_cpu_s``
+divides by this process's CPU time, the figure that does not depend on what else the machine runs (see
+``load_average_1m``). ``with_provider_cache`` repeats the run with a simulated vendor provider consulted on registry
+misses, its answers already cached.
+
 Also measured: ``used_memory`` per registered number, and one batch's Redis look-up (``batch`` keys) as: one
 ``fast_mget`` of id strings (what the worker does), redis-py's ``mget`` of id strings, redis-py's ``mget`` of
 packed profile strings (the rejected per-number encoding) and a pipeline of HGETALL (the other rejected one).
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -43,6 +51,7 @@ from magpie_number_resolver.fast_mget import mget
 from magpie_number_resolver.hotcache import HotCache
 from magpie_number_resolver.portability import PortabilityStore
 from magpie_number_resolver.profiles import ProfileStore
+from magpie_number_resolver.providers import ProviderCache, SimulatedProvider
 from magpie_number_resolver.registry import DeviceRegistry
 from magpie_number_resolver.worker import ClassifyWorker
 
@@ -69,7 +78,16 @@ class _Bench:
         registry = DeviceRegistry(settings, db, redis, profiles)
         portability = PortabilityStore(settings, db, redis)
         hot = HotCache(settings, redis, profiles, registry, portability)
-        classifier = Classifier(redis, registry, portability, profiles, hot, default_engine(), default_table())
+        classifier = Classifier(
+            redis,
+            registry,
+            portability,
+            profiles,
+            hot,
+            default_engine(),
+            default_table(),
+            downgrade_prefix=settings.rkey("dg", ""),
+        )
         return cls(settings, redis, mongo, profiles, hot, ClassifyWorker(classifier, None))
 
     async def close(self) -> None:
@@ -145,12 +163,59 @@ async def _lookup_comparison(components: _Bench, batch: int, rounds: int = 50) -
     return {name: round(statistics.median(values) * 1000, 3) for name, values in timings.items()}
 
 
+async def _timed(
+    worker: ClassifyWorker, polls: list[list[tuple[task_pb2.RecipientBatch, bytes]]]
+) -> tuple[float, float, list[float]]:
+    """Wall seconds, CPU seconds and per-batch latencies of classifying every poll as the consumer would."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    for poll in polls:
+        t0 = time.perf_counter()
+        await worker.classify_values(poll)
+        latencies.append((time.perf_counter() - t0) / len(poll))
+    return time.perf_counter() - started, time.process_time() - cpu_started, latencies
+
+
+async def _with_provider(
+    components: _Bench,
+    settings: Settings,
+    polls: list[list[tuple[task_pb2.RecipientBatch, bytes]]],
+    numbers: int,
+    start_id: int,
+) -> dict[str, Any]:
+    """The same run with a vendor provider consulted on registry misses, its answers already in the Redis cache
+    (the steady state: one more MGET per batch for the misses). The simulated vendor's profiles get ids in process,
+    so MongoDB is still not touched."""
+    provider = SimulatedProvider(hit_rate=0.5, latency_ms=0, seed="bench")
+    for offset, profile in enumerate(provider.pool):
+        components.profiles.remember(start_id + offset, profile)
+    await components.redis.hset(
+        components.profiles.hash_key, mapping={str(start_id + i): p.packed for i, p in enumerate(provider.pool)}
+    )
+    classifier = components.worker.classifier
+    classifier.provider = ProviderCache(settings, components.redis, components.profiles, provider)
+    try:
+        for poll in polls:  # fill the provider cache (not timed)
+            await components.worker.classify_values(poll)
+        asked = provider.numbers_asked
+        elapsed, cpu, _ = await _timed(components.worker, polls)
+        return {
+            "numbers_per_s": round(numbers / elapsed),
+            "numbers_per_cpu_s": round(numbers / cpu),
+            "numbers_asked_to_vendor_in_timed_run": provider.numbers_asked - asked,
+        }
+    finally:
+        classifier.provider = None
+
+
 async def bench_classify_async(
     n_devices: int = 1_000_000,
     batch: int = 500,
     *,
     numbers: int = 200_000,
     profiles: int = 3_000,
+    per_poll: int = 50,
     settings: Settings | None = None,
     seed: int = 7,
 ) -> dict[str, Any]:
@@ -198,20 +263,16 @@ async def bench_classify_async(
 
         worker = components.worker
         await worker.classify_batch(batches[0])  # warm the verdict cache path once
-        latencies: list[float] = []
+        # As the consumer hands them over: the serialised records of one poll, in groups of ``per_poll``.
+        records = [(message, message.SerializeToString()) for message in batches]
+        polls = [records[start : start + per_poll] for start in range(0, len(records), per_poll)]
+        elapsed, cpu, latencies = await _timed(worker, polls)
         routes: dict[str, int] = {}
-        started = time.perf_counter()
-        for message in batches:
-            t0 = time.perf_counter()
-            out = worker.classify_batch(message)
-            classified = await out
-            classified.SerializeToString()
-            latencies.append(time.perf_counter() - t0)
-        elapsed = time.perf_counter() - started
         for message in batches[:20]:
             for recipient in (await worker.classify_batch(message)).recipients:
                 name = common_pb2.Route.Name(recipient.route)
                 routes[name] = routes.get(name, 0) + 1
+        with_provider = await _with_provider(components, settings, polls, numbers, start_id=len(pool) + 1)
         lookups = await _lookup_comparison(components, batch)
         latencies.sort()
         return {
@@ -220,12 +281,15 @@ async def bench_classify_async(
             "numbers": numbers,
             "distinct_profiles": len(pool),
             "numbers_per_s": round(numbers / elapsed),
+            "numbers_per_cpu_s": round(numbers / cpu),
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "batch_ms_p50": round(latencies[len(latencies) // 2] * 1000, 3),
             "batch_ms_p99": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 3),
             "seed_s": round(seed_s, 2),
             "seed_numbers_per_s": round(n_devices / seed_s),
             "redis_bytes_per_number": round((memory_after - memory_before) / n_devices, 1),
             "redis_mb_per_million": round((memory_after - memory_before) / n_devices, 1),
+            "with_provider_cache": with_provider,
             "batch_lookup": lookups,
             "route_mix_sample": routes,
         }

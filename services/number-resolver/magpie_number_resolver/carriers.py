@@ -57,6 +57,11 @@ class SegmentTable:
                 by5[segment.prefix + (str(suffix).zfill(width) if width else "")] = segment.carrier
         self._by5 = by5
 
+    @property
+    def prefix_carriers(self) -> Mapping[str, str]:
+        """The expanded table: first five digits of a national number -> carrier (read-only use; the hot path)."""
+        return self._by5
+
     def carrier(self, national: str) -> str | None:
         """Carrier code (CMCC, CUCC, CTCC, CBN) of an 11-digit national number, or None when not allocated."""
         return self._by5.get(national[:PREFIX_LENGTH])

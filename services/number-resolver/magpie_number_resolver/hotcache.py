@@ -1,10 +1,10 @@
 """Keeps the Redis copy of the registry complete: refills it from MongoDB when Redis has lost its data.
 
-A marker key ``rkey("nr", "warm")`` exists only once Redis holds every profile, device id and portability override
-of MongoDB. Redis restarted empty (or flushed) = no marker: the worker (which reads the marker in the same MGET as
-the numbers) and the capability check refuse to classify ("unknown device" would be wrong for every number), one
-replica takes the fill lock and copies MongoDB into Redis with ``SET NX`` (never overwriting a value an import
-wrote meanwhile), then sets the marker. Other replicas wait for the marker.
+A marker key ``rkey("nr", "warm")`` exists only once Redis holds every profile, device id, portability override
+and downgrade (``learning``) of MongoDB. Redis restarted empty (or flushed) = no marker: the worker (which reads
+the marker in the same MGET as the numbers) and the capability check refuse to classify ("unknown device" would
+be wrong for every number), one replica takes the fill lock and copies MongoDB into Redis with ``SET NX`` (never
+overwriting a value an import wrote meanwhile), then sets the marker. Other replicas wait for the marker.
 
 Known window: a record deleted while a fill is running may be copied back into Redis by that fill (MongoDB stays
 right; ``POST /internal/registry/reload`` repairs it).
@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 
 from magpie_common.config import Settings
 from magpie_common.ids import now_ms
+from magpie_number_resolver.learning import Downgrades
 from magpie_number_resolver.portability import PortabilityStore
 from magpie_number_resolver.profiles import ProfileStore
 from magpie_number_resolver.registry import DeviceRegistry
@@ -49,8 +50,10 @@ class HotCache:
         profiles: ProfileStore,
         registry: DeviceRegistry,
         portability: PortabilityStore,
+        downgrades: Downgrades | None = None,
     ) -> None:
         self.redis = redis
+        self.downgrades = downgrades
         self.profiles = profiles
         self.registry = registry
         self.portability = portability
@@ -106,6 +109,8 @@ class HotCache:
                 "devices": await self.registry.reload_redis(),
                 "ported": await self.portability.reload_redis(),
             }
+            if self.downgrades is not None:
+                counts["downgrades"] = await self.downgrades.reload_redis()
             await self.profiles.load_all()
             await self.redis.set(self.marker, now_ms())
             log.info("registry filled into redis", extra={**counts, "ms": now_ms() - started})

@@ -28,3 +28,38 @@ IMPORTED = Counter("magpie_number_resolver_import_rows_total", "Rows of CSV impo
 CAPABILITY_CHECKS = Counter(
     "magpie_number_resolver_capability_checks_total", "Numbers checked through the synchronous capability check"
 )
+PROVIDER_CALLS = Counter(
+    "magpie_number_resolver_provider_calls_total",
+    "Calls to the vendor capability provider, by provider and result (ok, error, invalid_entry)",
+    ["provider", "result"],
+)
+PROVIDER_SECONDS = Histogram(
+    "magpie_number_resolver_provider_seconds",
+    "Duration of one call to the vendor capability provider",
+    ["provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+PROVIDER_CACHE = Counter(
+    "magpie_number_resolver_provider_cache_total",
+    "Registry misses looked up in the provider cache: hit (a device), negative (vendor does not know), miss (asked)",
+    ["result"],
+)
+LEARNED = Counter(
+    "magpie_number_resolver_learned_total",
+    "Resolutions seen on LINK, by what the registry learned: observed (record written), unchanged (already known "
+    "as observed), no_brand (handset vendor unknown and no record: nothing written), skipped (group link or no "
+    "recipient number)",
+    ["result"],
+)
+SMART_SENDS = Counter(
+    "magpie_number_resolver_smart_sends_total",
+    "Delivered smart messages counted towards a downgrade (counted) or not (before the last resolution, already "
+    "downgraded, duplicate)",
+    ["result"],
+)
+DOWNGRADES = Counter(
+    "magpie_number_resolver_downgrades_total", "Numbers downgraded (N smart messages delivered, none resolved)"
+)
+DOWNGRADE_RESETS = Counter(
+    "magpie_number_resolver_downgrade_resets_total", "Downgrades lifted because the number resolved a link"
+)

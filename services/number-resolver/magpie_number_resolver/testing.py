@@ -60,8 +60,8 @@ async def serve(settings: Settings, config: ResolverConfig, *, worker: bool) -> 
     await components.hot.ensure()
     server = http_server(components.app, "127.0.0.1", port)
     tasks = [asyncio.create_task(server.serve())]
-    if components.loop is not None:
-        tasks.append(asyncio.create_task(components.loop.run()))
+    for loop in components.loops:
+        tasks.append(asyncio.create_task(loop.run()))
     while not server.started:
         if tasks[0].done():
             tasks[0].result()
@@ -71,8 +71,8 @@ async def serve(settings: Settings, config: ResolverConfig, *, worker: bool) -> 
         yield Running(components, f"http://127.0.0.1:{port}", client)
     finally:
         await client.aclose()
-        if components.loop is not None:
-            components.loop.stop()
+        for loop in components.loops:
+            loop.stop()
         server.should_exit = True
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
         await components.close()

@@ -327,7 +327,7 @@ async def test_redis_loss_is_refilled_from_mongodb(api: Running) -> None:
     assert (result["supported"], result["carrier"]) == (True, "CTCC")
 
     reload = await api.client.post("/internal/registry/reload")
-    assert reload.json() == {"reloaded": {"profiles": 2, "devices": 2, "ported": 1}}
+    assert reload.json() == {"reloaded": {"profiles": 2, "devices": 2, "ported": 1, "downgrades": 0}}
 
 
 async def test_unreachable_redis_is_503_in_the_api_format(api: Running) -> None:

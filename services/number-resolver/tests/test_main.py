@@ -46,7 +46,14 @@ async def test_process_serves_classifies_and_stops_on_sigterm(settings: Settings
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("the service never became ready")
-            assert ready.json()["checks"] == {"redis": True, "registry_loaded": True, "mongodb": True, "consumer": True}
+            assert ready.json()["checks"] == {
+                "redis": True,
+                "registry_loaded": True,
+                "mongodb": True,
+                "consumer": True,
+                "link_consumer": True,
+                "delivery_consumer": True,
+            }
             imported = await client.post(
                 "/internal/devices/import",
                 content=device_csv({"13800138000": CAPABLE_BUTTONS}),

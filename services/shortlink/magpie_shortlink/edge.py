@@ -6,12 +6,15 @@ HTTP contract
                       emits LinkEvent CLICKED. ``HEAD`` answers the same without an event. 404 unknown, 410 expired
                       (HTML when the client accepts text/html, else JSON).
 ``GET /h5/{code}``    200 HTML card page (template name, the recipient's params); 404 / 410 HTML pages.
-``POST /v1/resolve``  body ``{"code": str, "handset": {"brand", "model", "app_version"}?}`` -> 200
+``POST /v1/resolve``  body ``{"code": str, "handset": {"brand", "model", "os_name", "os_version", "app_version"}?}``
+                      (all optional strings) -> 200
                       ``{"code", "tpl_id", "tpl_name", "params": {...}, "expires_at", "expires_at_ms"}``; emits
                       LinkEvent RESOLVED (billable only for the link's first resolution) and answers only once the
                       event is acknowledged by Kafka. 400 malformed body, 404 unknown, 410 expired, 503 when the
                       event could not be made durable (retry: the billable event keeps its id). A group link
-                      (resolution task) answers 410 once its resolution budget is spent.
+                      (resolution task) answers 410 once its resolution budget is spent (until the budget is raised:
+                      ``/internal/resolution-links/update``). The event carries the
+                      handset (``handsets``: the body's fields first, then what the User-Agent says).
 Errors are ``{"error_code", "error_msg"}`` (codes below). Ops routes: ``/metrics``, ``/healthz``, ``/readyz``.
 """
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -35,6 +38,8 @@ from magpie_common.service import ops_routes
 from magpie_common.topics import LINK
 from magpie_shortlink.codes import looks_like_code
 from magpie_shortlink.events import clicked_event, event_key, resolved_event
+from magpie_shortlink.handsets import describe as describe_handset
+from magpie_shortlink.handsets import warm_up as warm_up_handsets
 from magpie_shortlink.links import LinkRecord, iso_utc
 from magpie_shortlink.metrics import CLICKS, EDGE_SECONDS, RESOLUTIONS
 from magpie_shortlink.pages import PAGE_HEADERS, card_page, error_page
@@ -51,7 +56,7 @@ ERR_INTERNAL = "KM.00000500"
 ERR_UNAVAILABLE = "KM.00000503"
 
 MAX_RESOLVE_BODY = 16 * 1024
-HANDSET_FIELDS = ("brand", "model", "app_version")
+HANDSET_FIELDS = ("brand", "model", "os_name", "os_version", "app_version")
 NO_STORE = {"Cache-Control": "no-store"}
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
@@ -129,6 +134,7 @@ class Edge:
     def __init__(self, store: LinkStore, producer: EventProducer) -> None:
         self.store = store
         self.producer = producer
+        warm_up_handsets()  # load the User-Agent rules in the background before the first resolve call
 
     async def live_link(self, code: str) -> LinkRecord:
         """The link of ``code`` if it exists and has not expired, else EdgeError 404 / 410."""
@@ -168,15 +174,18 @@ class Edge:
         except Exception:
             log.exception("click event not produced", extra={"code": record.code})
 
-    async def resolve(self, code: str, *, user_agent: str, trace_id: str) -> LinkRecord:
+    async def resolve(
+        self, code: str, *, user_agent: str, trace_id: str, handset: Mapping[str, str] | None = None
+    ) -> LinkRecord:
         """Resolve a link for a handset: the billable event (first time) or a repeat event, durable before return.
 
         A group link (resolution task) counts its resolutions instead: each is billable, with its ordinal in the
         event id, until ``max_resolutions`` is reached (then 410)."""
         record = await self.live_link(code)
+        described = await describe_handset(user_agent, handset or {})
         ordinal = await self.counted_resolution(record) if record.group else None
         first = True if ordinal is not None else await self.store.claim_resolution(record)
-        event = resolved_event(record, first=first, user_agent=user_agent, trace_id=trace_id)
+        event = resolved_event(record, first=first, user_agent=user_agent, trace_id=trace_id, handset=described)
         if ordinal is not None:
             event.meta.event_id = counted_resolution_event_id(code, ordinal)
         try:
@@ -199,6 +208,9 @@ def _endpoint_of(path: str) -> str | None:
         return "resolve"
     if path.startswith("/h5/"):
         return "h5"
+    if path.startswith("/v1/sa/"):  # service numbers (sa_edge)
+        part = path[len("/v1/sa/") :].split("/", 1)[0]
+        return "sa_" + part if part in ("profile", "clicks", "media") else "sa_other"
     return "redirect"
 
 
@@ -252,12 +264,10 @@ def create_app(edge: Edge, readiness: Readiness) -> FastAPI:
         try:
             code, handset = parse_resolve_body(await request.body())
             record = await edge.resolve(
-                code, user_agent=request.headers.get("user-agent", ""), trace_id=trace_id_of(request)
+                code, user_agent=request.headers.get("user-agent", ""), trace_id=trace_id_of(request), handset=handset
             )
         except EdgeError as error:
             return json_error(error.status, error.error_code, error.error_msg)
-        if handset:
-            log.debug("resolved", extra={"code": code, "handset": handset})
         return JSONResponse(card_json(record), headers=NO_STORE)
 
     @app.get("/h5/{code}")

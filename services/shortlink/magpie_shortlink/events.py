@@ -1,4 +1,9 @@
-"""LinkEvents emitted by the edge (topic LINK, key ``task_id:batch_no`` like every recipient-level topic)."""
+"""LinkEvents emitted by the edge (topic LINK, key ``task_id:batch_no`` like every recipient-level topic).
+
+Every event carries the link's route (SMART / DEGRADED, as minted) and whether it is a group link of a resolution
+task (shared by many handsets: its resolutions say nothing about one recipient's number). A RESOLVED event also
+carries the handset that resolved it (``handsets.describe``), which the number-resolver learns from.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ def link_event(
     user_agent: str,
     billable: bool,
     trace_id: str,
+    handset: link_pb2.Handset | None = None,
 ) -> link_pb2.LinkEvent:
     at = now_ms()
     return link_pb2.LinkEvent(
@@ -45,10 +51,15 @@ def link_event(
         user_agent=user_agent[:MAX_USER_AGENT],
         billable=billable,
         aim_url=record.aim_url,
+        handset=handset,
+        route=record.route,  # type: ignore[arg-type]
+        group=record.group,
     )
 
 
-def resolved_event(record: LinkRecord, *, first: bool, user_agent: str, trace_id: str) -> link_pb2.LinkEvent:
+def resolved_event(
+    record: LinkRecord, *, first: bool, user_agent: str, trace_id: str, handset: link_pb2.Handset | None = None
+) -> link_pb2.LinkEvent:
     event_id = first_resolution_event_id(record.code) if first else new_id("res")
     return link_event(
         record,
@@ -57,6 +68,7 @@ def resolved_event(record: LinkRecord, *, first: bool, user_agent: str, trace_id
         user_agent=user_agent,
         billable=first,
         trace_id=trace_id,
+        handset=handset,
     )
 
 
