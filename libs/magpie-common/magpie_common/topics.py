@@ -32,11 +32,27 @@ TASK_ACCEPTED = Topic("task.accepted", 3, doc="gateway -> projector (TaskAccepte
 RECIPIENTS = Topic("recipients", 6, doc="gateway -> number-resolver (RecipientBatch)")
 CLASSIFIED = Topic("classified", 6, doc="number-resolver -> shortlink, projector (ClassifiedBatch)")
 DISPATCH = Topic("dispatch", 6, doc="shortlink -> dispatcher (DispatchBatch)")
-DELIVERY = Topic("delivery", 6, doc="dispatcher -> projector, billing, receipts (DeliveryBatch)")
+DELIVERY = Topic(
+    "delivery", 6, doc="dispatcher (and shortlink: custom codes taken) -> projector, billing, receipts (DeliveryBatch)"
+)
 LINK = Topic("link", 6, doc="shortlink edge -> projector, billing, receipts, resolver (LinkEvent)")
 USAGE = Topic("usage", 6, doc="billing -> external billing systems (UsageEvent)")
 CALLBACKS = Topic("callbacks", 3, compacted=True, doc="gateway -> dispatcher receipts (CallbackConfigured)")
 DLQ = Topic("dlq", 3, doc="dead letters of every consumer (DeadLetter)")
+VMS_TEMPLATES = Topic("vms.templates", 3, compacted=True, doc="gateway -> dispatcher vms (VmsTemplateRecord)")
+VMS_SEND = Topic("vms.send", 6, doc="gateway -> dispatcher vms: VMS send task recipients (VmsSendBatch)")
+VMS_DELIVERY = Topic("vms.delivery", 6, doc="dispatcher vms -> gateway, billing, VMS receipts (DeliveryBatch)")
+VMS_MO = Topic("vms.mo", 3, doc="dispatcher vms -> VMS receipts: replies to VMS messages (VmsMoEvent)")
+VMS_CALLBACKS = Topic("vms.callbacks", 3, compacted=True, doc="gateway -> VMS receipts (CallbackConfigured)")
+VMS_TEMPLATE_STATUS = Topic("vms.template-status", 3, doc="gateway -> VMS receipts (VmsTemplateStatus)")
+TASK_CONTROL = Topic("task.control", 3, doc="gateway -> dispatcher: commands on send tasks, e.g. cancel (TaskControl)")
+AIM_TEMPLATE_STATUS = Topic(
+    "aim.template-status", 3, doc="gateway -> dispatcher receipts: AIM template status changes, keyed by tpl_id"
+)
+SA_PUBLISHED = Topic(
+    "sa.published", 3, compacted=True, doc="gateway -> shortlink edge: service-number snapshots (SaPublicationRecord)"
+)
+SA_CLICKS = Topic("sa.clicks", 6, doc="shortlink edge -> billing: service-number clicks (SaClicked)")
 
 ALL_TOPICS: tuple[Topic, ...] = (
     TEMPLATE_SUBMITTED,
@@ -50,6 +66,16 @@ ALL_TOPICS: tuple[Topic, ...] = (
     USAGE,
     CALLBACKS,
     DLQ,
+    VMS_TEMPLATES,
+    VMS_SEND,
+    VMS_DELIVERY,
+    VMS_MO,
+    VMS_CALLBACKS,
+    VMS_TEMPLATE_STATUS,
+    TASK_CONTROL,
+    AIM_TEMPLATE_STATUS,
+    SA_PUBLISHED,
+    SA_CLICKS,
 )
 
 

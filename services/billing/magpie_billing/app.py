@@ -1,13 +1,15 @@
 """Wiring: build the billing components from the settings, and run them as one service process.
 
 ``build(settings)`` gives everything in-process (used by ``__main__`` and by the integration tests): the store,
-the charger, the three consumer loops (DELIVERY, VMS_DELIVERY and LINK, consumer group ``billing``), the settlement
-loop and the FastAPI app (internal API plus /metrics, /healthz, /readyz).
+the charger, the consumer loops (DELIVERY, VMS_DELIVERY, LINK and SA_CLICKS, consumer group ``billing``), the
+settlement loop and the FastAPI app (internal API plus /metrics, /healthz, /readyz).
 
 Environment: ``MAGPIE_HTTP_HOST`` (default 127.0.0.1), ``MAGPIE_HTTP_PORT`` (default 18095),
 ``BILLING_MAX_RECORDS_DELIVERY`` (records per partition batch, default 20: each carries hundreds of deliveries;
 also for VMS_DELIVERY, the VMS send tasks' deliveries, billed as product VMS),
-``BILLING_MAX_RECORDS_LINK`` (default 500), ``BILLING_TXN_UNITS`` (units per charge transaction, default 1000),
+``BILLING_MAX_RECORDS_LINK`` (default 500), ``BILLING_MAX_RECORDS_SA_CLICKS`` (SA_CLICKS, the shortlink edge's
+service-number clicks, one SA_CLICK each; default 500), ``BILLING_TXN_UNITS`` (units per charge transaction,
+default 1000),
 ``BILLING_SETTLE_INTERVAL_S`` (default 60), ``BILLING_SETTLE_GRACE_S`` (default 300).
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
-from magpie.v1 import dispatch_pb2, link_pb2
+from magpie.v1 import dispatch_pb2, link_pb2, sa_pb2
 from magpie_billing.api import create_app
 from magpie_billing.charging import Charger
 from magpie_billing.clock import Clock, utcnow
@@ -33,7 +35,7 @@ from magpie_common.config import Settings, env_float, env_int, env_str
 from magpie_common.kafka import ConsumerLoop, EventProducer
 from magpie_common.service import QuietServer, Service, http_server
 from magpie_common.storage import mongo_client, service_db
-from magpie_common.topics import DELIVERY, LINK, VMS_DELIVERY
+from magpie_common.topics import DELIVERY, LINK, SA_CLICKS, VMS_DELIVERY
 
 SERVICE_NAME = "billing"
 GROUP_ID = "billing"
@@ -54,6 +56,7 @@ class BillingComponents:
     delivery_loop: ConsumerLoop[dispatch_pb2.DeliveryBatch] | None = field(init=False, default=None)
     link_loop: ConsumerLoop[link_pb2.LinkEvent] | None = field(init=False, default=None)
     vms_loop: ConsumerLoop[dispatch_pb2.DeliveryBatch] | None = field(init=False, default=None)
+    sa_loop: ConsumerLoop[sa_pb2.SaClicked] | None = field(init=False, default=None)  # service-number clicks
 
     def __post_init__(self) -> None:
         self.app = create_app(self.store, readiness=self.readiness, clock=self.charger.clock)
@@ -90,6 +93,17 @@ class BillingComponents:
             max_records=env_int("BILLING_MAX_RECORDS_DELIVERY", 20),
         )
 
+    def _create_sa_loop(self) -> ConsumerLoop[sa_pb2.SaClicked]:
+        return ConsumerLoop(
+            self.settings,
+            group_id=GROUP_ID,
+            topic=SA_CLICKS,
+            message_type=sa_pb2.SaClicked,
+            handler=self.handlers.on_sa_click,
+            producer=self.producer,
+            max_records=env_int("BILLING_MAX_RECORDS_SA_CLICKS", 500),
+        )
+
     async def readiness(self) -> dict[str, bool]:
         try:
             await asyncio.wait_for(self.mongo.admin.command("ping"), timeout=2)
@@ -101,6 +115,7 @@ class BillingComponents:
             "delivery_consumer": self.delivery_loop is not None and self.delivery_loop.ready,
             "link_consumer": self.link_loop is not None and self.link_loop.ready,
             "vms_consumer": self.vms_loop is not None and self.vms_loop.ready,
+            "sa_click_consumer": self.sa_loop is not None and self.sa_loop.ready,
         }
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
@@ -109,11 +124,19 @@ class BillingComponents:
             self.delivery_loop, self.link_loop = self._create_loops()
         if self.vms_loop is None:
             self.vms_loop = self._create_vms_loop()
-        return [self.delivery_loop.run(), self.link_loop.run(), self.vms_loop.run(), self.settler.run()]
+        if self.sa_loop is None:
+            self.sa_loop = self._create_sa_loop()
+        return [
+            self.delivery_loop.run(),
+            self.link_loop.run(),
+            self.vms_loop.run(),
+            self.sa_loop.run(),
+            self.settler.run(),
+        ]
 
     def stop(self) -> None:
         """Ask the workers to finish the batch in hand and return."""
-        for loop in (self.delivery_loop, self.link_loop, self.vms_loop):
+        for loop in (self.delivery_loop, self.link_loop, self.vms_loop, self.sa_loop):
             if loop is not None:
                 loop.stop()
         self.settler.stop()

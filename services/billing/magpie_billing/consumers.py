@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from magpie.v1 import common_pb2, dispatch_pb2, link_pb2
+from magpie.v1 import common_pb2, dispatch_pb2, link_pb2, sa_pb2
 from magpie_billing import metrics
 from magpie_billing.charging import Charger, ChargeResult, usage_event
-from magpie_billing.units import Extracted, units_from_delivery, units_from_link
+from magpie_billing.units import Extracted, units_from_delivery, units_from_link, units_from_sa_click
 from magpie_common.kafka import Decoded, EventProducer, PoisonMessage
 from magpie_common.topics import USAGE
 
@@ -47,6 +47,13 @@ class BillingHandlers:
             for event in batch.events:
                 event.route = common_pb2.ROUTE_VMS
             extracted.extend(units_from_delivery(batch))
+        await self._bill(extracted)
+
+    async def on_sa_click(self, items: Sequence[Decoded[sa_pb2.SaClicked]]) -> None:
+        """SA_CLICKS (the shortlink edge): one SA_CLICK per service-number click, packages first."""
+        extracted = Extracted()
+        for item in items:
+            extracted.extend(units_from_sa_click(item.message))
         await self._bill(extracted)
 
     async def on_link(self, items: Sequence[Decoded[link_pb2.LinkEvent]]) -> None:

@@ -13,7 +13,7 @@ class Product(StrEnum):
     AIM_SMS = "AIM_SMS"  # one SMS segment of a smart or degraded (plain-SMS fallback) message
     AIM_RESOLUTION = "AIM_RESOLUTION"  # one successful, billable resolution of a smart-message link
     VMS = "VMS"  # one successfully delivered video SMS
-    SA_CLICK = "SA_CLICK"  # one service-number click (no producer yet)
+    SA_CLICK = "SA_CLICK"  # one service-number click: menu entry, homepage, shortcut (SA_CLICKS, shortlink edge)
 
     @property
     def usage_product(self) -> billing_pb2.UsageProduct.ValueType:

@@ -5,7 +5,8 @@ the envelope: a delivered message is billed by (tenant, msg_id), so a duplicate 
 (a new ``DeliveryEvent.event_id`` for the same message) maps to the same unit; a resolution is billed by
 (tenant, link code), since only the first resolution of an individual link is billable. A group link (resolution
 task) bills every counted resolution: the shortlink edge gives the n-th one the event id ``resolved.<code>.<n>``,
-and the unit is (tenant, code, n) — the first keeps the plain (tenant, code) id.
+and the unit is (tenant, code, n) — the first keeps the plain (tenant, code) id. A service-number click is billed
+by (tenant, pub id, click id): the handset names each click once, and the edge records a repeated post only once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from magpie.v1 import common_pb2, dispatch_pb2, link_pb2
+from magpie.v1 import common_pb2, dispatch_pb2, link_pb2, sa_pb2
 from magpie_billing.products import Product
 from magpie_common.ids import stable_id
 from magpie_common.sms_text import MAX_PARTS
@@ -23,6 +24,7 @@ from magpie_common.sms_text import MAX_PARTS
 class Source(StrEnum):
     DELIVERY = "delivery"
     LINK = "link"
+    SA_CLICK = "sa_click"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,37 @@ def units_from_link(event: link_pb2.LinkEvent) -> Extracted:
             source_event_id=event.meta.event_id,
             task_id=event.task_id,
             ref=event.code,
+            occurred_at_ms=event.at_ms or event.meta.occurred_at_ms,
+            trace_id=event.meta.trace_id,
+        )
+    )
+    return out
+
+
+def sa_click_unit_id(tenant_id: str, pub_id: str, click_id: str) -> str:
+    """The unit of one click on a service number: the handset's click id, unique per click (a repeated post of the
+    same click maps to the same unit)."""
+    return stable_id("sa-click", tenant_id, pub_id, click_id)
+
+
+def units_from_sa_click(event: sa_pb2.SaClicked) -> Extracted:
+    """One SA_CLICK unit per click (menu entry, homepage or shortcut: product spec §6, "SA: per click")."""
+    out = Extracted()
+    tenant_id = event.meta.tenant_id
+    if not tenant_id or not event.pub_id or not event.click_id:
+        out.problems.append(
+            Unbillable(Source.SA_CLICK, event.meta.event_id, "service-number click without tenant, pub or click id")
+        )
+        return out
+    out.units.append(
+        BillableUnit(
+            unit_id=sa_click_unit_id(tenant_id, event.pub_id, event.click_id),
+            tenant_id=tenant_id,
+            product=Product.SA_CLICK,
+            quantity=1,
+            source=Source.SA_CLICK,
+            source_event_id=event.meta.event_id,
+            ref=event.pub_id,
             occurred_at_ms=event.at_ms or event.meta.occurred_at_ms,
             trace_id=event.meta.trace_id,
         )

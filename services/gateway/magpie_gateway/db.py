@@ -133,6 +133,7 @@ _INDEXES: dict[str, list[IndexModel]] = {
         # a name may repeat within a tenant only with different remarks; names are not shared across tenants
         IndexModel([("tenant_id", ASCENDING), ("name_key", ASCENDING), ("remark_key", ASCENDING)], unique=True),
         IndexModel([("name_keys", ASCENDING)]),
+        IndexModel([("publish_pending", ASCENDING)]),  # handset snapshots to publish (sa_publish)
     ],
     "sa_menus": [IndexModel([("tenant_id", ASCENDING), ("pub_id", ASCENDING)])],
     "sa_portals": [IndexModel([("tenant_id", ASCENDING), ("pub_id", ASCENDING)])],

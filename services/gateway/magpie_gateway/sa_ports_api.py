@@ -16,6 +16,8 @@ Decided for Magpie:
   signature with an existing binding of the port in an overlapping region is refused (KM.00000497).
   ``port`` must be the number of ``ext_port_id``.
 - A bound port cannot be deleted (KM.00000496): unbind it first (``unlock_port`` with the binding's ``id``).
+- Binding and unbinding publish the service number's handset snapshot before answering (``sa_publish``; if the
+  broker fails, the binding change still stands and the worker publishes the snapshot later).
 - ``list_port_infos``: ``type`` 0 lists ports (``id`` = the port id for ``ext_port_id`` / ``delete_port_info``,
   ``is_bind``, ``pub_list`` of the bound service numbers), ``type`` 1 bindings (``id`` = the binding id for
   ``unlock_port``, ``province``, the bound ``sign``). ``port`` is a "contains" filter, ``sign_search`` a
@@ -61,6 +63,7 @@ from magpie_gateway.sa_models import (
     UnlockPortRequestBody,
     UploadMediaResponse,
 )
+from magpie_gateway.sa_publish import mark_pending, publish_change
 from magpie_gateway.sa_regions import first_overlap, parse_regions
 from magpie_gateway.sa_reviews import APPROVED, UNDER_REVIEW, port_message, pub_is_live
 from magpie_gateway.sa_store import combine, get_pub, operator, pub_ids_named, pubs_by_id
@@ -256,6 +259,7 @@ async def delete_port_info(
 @router.post("/v1/aim-sa/ports/associate", response_model=MessageResponse, summary="lock_port")
 async def lock_port(
     body: LockPortRequestBody,
+    request: Request,
     principal: Principal = Depends(get_principal),
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
@@ -286,6 +290,7 @@ async def lock_port(
                 codes.SA_BINDING_OVERLAP,
                 f"signature {shared[0]} in {clash[0]} is already bound in {clash[1]} (binding {other['_id']})",
             )
+    await mark_pending(c, tenant, pub["_id"])  # handsets show the service number for this port (sa_publish)
     counted = await c.sa_ports.update_one(
         {"_id": port_id, "tenant_id": tenant, "kind": PORT}, {"$inc": {"bound_count": 1}}
     )
@@ -312,12 +317,14 @@ async def lock_port(
     except BaseException:
         await c.sa_ports.update_one({"_id": port_id, "tenant_id": tenant, "kind": PORT}, {"$inc": {"bound_count": -1}})
         raise
+    await publish_change(context, tenant, pub["_id"], trace_id=request_id(request), trigger="bind")
     return {"data": {"message": "success", "id": binding_id}}
 
 
 @router.post("/v1/aim-sa/ports/disassociate", response_model=MessageResponse, summary="unlock_port")
 async def unlock_port(
     body: UnlockPortRequestBody,
+    request: Request,
     principal: Principal = Depends(get_principal),
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
@@ -327,11 +334,13 @@ async def unlock_port(
     doc = await c.sa_ports.find_one({"_id": binding_id, "tenant_id": tenant, "kind": BINDING})
     if doc is None:
         raise not_found(f"port binding {binding_id}")
+    await mark_pending(c, tenant, doc["pub_id"])  # handsets stop showing the service number for it (sa_publish)
     result = await c.sa_ports.delete_one({"_id": binding_id, "tenant_id": tenant, "kind": BINDING})
     if result.deleted_count == 1:
         await c.sa_ports.update_one(
             {"_id": doc["port_id"], "tenant_id": tenant, "kind": PORT}, {"$inc": {"bound_count": -1}}
         )
+    await publish_change(context, tenant, doc["pub_id"], trace_id=request_id(request), trigger="unbind")
     return {"data": {"message": "success"}}
 
 

@@ -14,8 +14,10 @@ Decided for Magpie (the lifecycle and the reviews are described in ``sa_reviews`
 - ``update_pub_info`` replaces the given fields; the change is reviewed while the previous approved info stays live.
   A frozen service number cannot be changed (KM.00000491).
 - ``freeze_pub`` applies at once to an effective service number (``state`` 2); freezing a frozen one, or one that
-  is not effective yet, is KM.00000491. ``unfreeze_pub`` asks for review; the service number stays frozen until it
-  is approved (asking again while it is under review, or for one that is not frozen, is KM.00000491).
+  is not effective yet, is KM.00000491. Handsets stop showing it: its snapshot is published before the answer
+  (``sa_publish``; if the broker fails the freeze still stands and the snapshot is published by the worker).
+  ``unfreeze_pub`` asks for review; the service number stays frozen until it is approved (asking again while it
+  is under review, or for one that is not frozen, is KM.00000491).
 - Change reasons (update, freeze, unfreeze) are 1-10 characters (the console's limit, product-spec §2).
 - ``list_pub_infos``: ``start_time``/``end_time`` filter the (first) online time, both needed; ``pub_name`` is a
   case-insensitive "contains"; results newest first.
@@ -45,6 +47,7 @@ from magpie_gateway.sa_models import (
     UpdatePubInfoRequestBody,
     UpdatePubInfoResponse,
 )
+from magpie_gateway.sa_publish import pending_update, publish_pending_change
 from magpie_gateway.sa_reviews import (
     ACTION_CREATE,
     ACTION_UNFREEZE,
@@ -259,6 +262,7 @@ async def update_pub_info(
 @router.post("/v1/aim-sa/pubs/{pub_id}/freeze", response_model=FreezePubResponse, summary="freeze_pub")
 async def freeze_pub(
     pub_id: str,
+    request: Request,
     body: ChangeReasonBody | None = None,
     principal: Principal = Depends(get_principal),
     context: GatewayContext = Depends(get_context),
@@ -271,21 +275,23 @@ async def freeze_pub(
     if doc["state"] != EFFECTIVE:
         raise fail(codes.SA_STATE_CONFLICT, "only an effective (approved) service number can be frozen")
     now = utc_now()
-    result = await c.sa_pubs.update_one(
-        {"_id": doc["_id"], "tenant_id": principal.tenant_id, "state": EFFECTIVE},
+    update = pending_update()  # handsets stop showing it: publish the snapshot (sa_publish)
+    update["$set"].update(
         {
-            "$set": {
-                "state": FROZEN,
-                "frozen_at": now,
-                "freeze_reason": reason,
-                "change_reason": reason,
-                "updated_at": now,
-                "operator": operator(principal),
-            }
-        },
+            "state": FROZEN,
+            "frozen_at": now,
+            "freeze_reason": reason,
+            "change_reason": reason,
+            "updated_at": now,
+            "operator": operator(principal),
+        }
+    )
+    result = await c.sa_pubs.update_one(
+        {"_id": doc["_id"], "tenant_id": principal.tenant_id, "state": EFFECTIVE}, update
     )
     if result.matched_count != 1:
         raise fail(codes.SA_STATE_CONFLICT, "the service number was changed meanwhile; retry")
+    await publish_pending_change(context, doc["_id"], trace_id=request_id(request), trigger="freeze")
     return {"data": {"pub_id": doc["_id"]}}
 
 

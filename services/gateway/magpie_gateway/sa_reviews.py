@@ -23,6 +23,9 @@ Lifecycle (decided for Magpie; the SDK gives the state values only):
   bound.
 
 Every change increases ``revision``; decisions of older revisions are ignored (``reviews.ReviewProjector``).
+
+Approvals of a service number, menu or homepage publish the service number's handset snapshot (``sa_publish``)
+before the decision's offset is committed.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from magpie.v1 import template_pb2
 from magpie_common.topics import TEMPLATE_SUBMITTED
 from magpie_gateway.context import GatewayContext, event_meta
 from magpie_gateway.reviews import ReviewTarget, register_review_target, submitted_event_id
+from magpie_gateway.sa_publish import publish_change
 from magpie_gateway.sa_validation import menu_texts, portal_texts
 from magpie_gateway.timefmt import utc_now
 
@@ -178,9 +182,25 @@ def _pub_update(doc: dict[str, Any], review: template_pb2.TemplateReviewed) -> d
 async def _pub_after(
     context: GatewayContext | None, doc: dict[str, Any], review: template_pb2.TemplateReviewed
 ) -> None:
-    if context is None or not review.approved or not pub_is_live(doc):
+    if context is None or not review.approved:
         return
-    await submit_waiting_drafts(context, doc, review.meta.trace_id)
+    if pub_is_live(doc):
+        await submit_waiting_drafts(context, doc, review.meta.trace_id)
+    await _publish(context, doc["tenant_id"], doc["_id"], review)
+
+
+async def _draft_after(
+    context: GatewayContext | None, doc: dict[str, Any], review: template_pb2.TemplateReviewed
+) -> None:
+    if context is not None and review.approved:
+        await _publish(context, doc["tenant_id"], doc["pub_id"], review)
+
+
+async def _publish(context: GatewayContext, tenant_id: str, pub_id: str, review: template_pb2.TemplateReviewed) -> None:
+    """An approval changed what handsets show: publish the service number's snapshot (``sa_publish``); a failure
+    is raised so that the decision is retried."""
+    trigger = {PUB: "pub_approved", MENU: "menu_approved", PORTAL: "portal_approved"}.get(review.subject, "approved")
+    await publish_change(context, tenant_id, pub_id, trace_id=review.meta.trace_id, trigger=trigger, strict=True)
 
 
 def _draft_update(doc: dict[str, Any], review: template_pb2.TemplateReviewed) -> dict[str, Any]:
@@ -212,6 +232,6 @@ LIVE_PUB_FIELDS = (
 )
 
 register_review_target(PUB, ReviewTarget("sa_pubs", "sa_pub", _pub_update, after=_pub_after))
-register_review_target(MENU, ReviewTarget("sa_menus", "sa_menu", _draft_update))
-register_review_target(PORTAL, ReviewTarget("sa_portals", "sa_portal", _draft_update))
+register_review_target(MENU, ReviewTarget("sa_menus", "sa_menu", _draft_update, after=_draft_after))
+register_review_target(PORTAL, ReviewTarget("sa_portals", "sa_portal", _draft_update, after=_draft_after))
 register_review_target(PORT, ReviewTarget("sa_ports", "sa_port", _port_update))

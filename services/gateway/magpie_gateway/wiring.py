@@ -27,6 +27,7 @@ from magpie_gateway.exports_worker import ExportWorker
 from magpie_gateway.projector import Projector
 from magpie_gateway.replay_scope import UnsafeMethodsReplayStore
 from magpie_gateway.reviews import ReviewProjector
+from magpie_gateway.sa_publish import SaPublicationWorker
 from magpie_gateway.tenants import CredentialCache, TenantStore
 from magpie_gateway.vms_projector import VmsProjector
 
@@ -44,7 +45,7 @@ class Gateway:
     config: GatewayConfig
     context: GatewayContext
     app: FastAPI
-    loops: list[ConsumerLoop[Any] | ExportWorker]  # the consumer loops and the download center's worker
+    loops: list[ConsumerLoop[Any] | ExportWorker | SaPublicationWorker]  # consumer loops and workers
     projector: Projector
     reviews: ReviewProjector
     mongo: AsyncMongoClient
@@ -106,7 +107,7 @@ async def build(settings: Settings, config: GatewayConfig | None = None) -> Gate
             replay_store = UnsafeMethodsReplayStore(replay_store)
     reviews = ReviewProjector(collections, context)
     projector = Projector(collections)
-    loops: list[ConsumerLoop[Any] | ExportWorker] = [
+    loops: list[ConsumerLoop[Any] | ExportWorker | SaPublicationWorker] = [
         ConsumerLoop(
             settings,
             group_id=REVIEWS_GROUP,
@@ -154,6 +155,7 @@ async def build(settings: Settings, config: GatewayConfig | None = None) -> Gate
     ]
     export_worker = ExportWorker(context)
     loops.append(export_worker)
+    loops.append(SaPublicationWorker(context))  # service-number snapshots for handsets (sa_publish)
     gateway_ref: list[Gateway] = []
 
     async def readiness() -> dict[str, bool]:

@@ -10,19 +10,24 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
-from magpie.v1 import resolve_pb2
+from magpie.v1 import resolve_pb2, sa_pb2
 from magpie_common.config import Settings
 from magpie_common.kafka import ConsumerLoop, EventProducer
 from magpie_common.service import ReadinessCheck
 from magpie_common.storage import mongo_client, service_db
-from magpie_common.topics import CLASSIFIED
+from magpie_common.topics import CLASSIFIED, SA_PUBLISHED
 from magpie_shortlink.config import ROLE_EDGE, ROLE_MINT, SERVICE_NAME, ShortlinkConfig
+from magpie_shortlink.custom_codes import custom_codes_router
 from magpie_shortlink.edge import Edge, create_app
 from magpie_shortlink.minting import Minter
 from magpie_shortlink.resolution_api import internal_router
 from magpie_shortlink.resolution_links import ResolutionMinter
+from magpie_shortlink.sa_directory import SaDirectory
+from magpie_shortlink.sa_edge import SaEdge, consume_during_lifespan, sa_router
 from magpie_shortlink.secret import load_secret
 from magpie_shortlink.store import LinkStore
+
+SA_GROUP = SERVICE_NAME + "-sa"  # every edge process feeds the shared directory (MongoDB, Redis)
 
 
 @dataclass
@@ -38,6 +43,21 @@ class Components:
     app: FastAPI | None = None
     resolution_minter: ResolutionMinter | None = None
     loop: ConsumerLoop[resolve_pb2.ClassifiedBatch] | None = None
+    sa: SaEdge | None = None  # service numbers on handsets (edge role, sa_edge)
+
+    def sa_consumer_loop(self) -> ConsumerLoop[sa_pb2.SaPublicationRecord]:
+        """A loop feeding the edge's service-number directory from SA_PUBLISHED (run while the edge is served)."""
+        if self.sa is None:
+            raise RuntimeError("the edge role is not configured")
+        return ConsumerLoop(
+            self.settings,
+            group_id=SA_GROUP,
+            topic=SA_PUBLISHED,
+            message_type=sa_pb2.SaPublicationRecord,
+            handler=self.sa.directory.handle,
+            producer=self.producer,
+            max_records=self.config.consumer_max_records,
+        )
 
     def consumer_loop(self) -> ConsumerLoop[resolve_pb2.ClassifiedBatch]:
         """The minting loop on CLASSIFIED (created on first use: an unused consumer is never left unclosed)."""
@@ -129,6 +149,9 @@ async def build(settings: Settings, config: ShortlinkConfig | None = None) -> Co
             components.resolution_minter = ResolutionMinter(
                 store, secret, code_length=config.code_length, max_attempts=config.max_code_attempts
             )
+        if ROLE_EDGE in config.roles:
+            components.sa = SaEdge(SaDirectory(settings, db, redis), producer)
+            await components.sa.directory.ensure_indexes()
     except BaseException:
         await components.close()
         raise
@@ -137,4 +160,9 @@ async def build(settings: Settings, config: ShortlinkConfig | None = None) -> Co
         components.app = create_app(components.edge, components.readiness)
         # Before the edge's catch-all /{code} route (POST only, so it could not clash anyway).
         components.app.router.routes[:0] = internal_router(components.resolution_minter, config.internal_token).routes
+        checker = custom_codes_router(store if internal_api else None, config.internal_token)
+        components.app.router.routes[:0] = checker.routes
+        if components.sa is not None:
+            components.app.router.routes[:0] = sa_router(components.sa).routes
+            consume_during_lifespan(components.app, components.sa_consumer_loop)
     return components
