@@ -15,6 +15,9 @@ Enable / disable (``update_personal_template_state``), decided for Magpie:
   accepted go on and their links keep resolving: their messages are already on their way or delivered, and a
   recipient opening one should still see the card.
 
+Every review decision and every enable / disable produces the template's status for the tenant's template-status
+callback (``magpie_gateway.aim_template_status``: when, what, event ids); deleting produces none.
+
 Deleting (``delete_aim_personal_template``) is refused with KM.80040006 while a send task of the template is in
 progress, or while the short links of one of its send or resolve tasks are still valid (task creation + link
 validity): the cards of messages already delivered would no longer render. Disable the template to stop new
@@ -33,7 +36,9 @@ from magpie_gateway.aim_models import (
     AimPersonalTemplateContent,
     CreateAimPersonalTemplateRequestBody,
 )
+from magpie_gateway.aim_template_status import after_review
 from magpie_gateway.codes import fail
+from magpie_gateway.context import GatewayContext
 from magpie_gateway.db import Collections
 from magpie_gateway.errors import TEMPLATE_UPDATE_FAILED
 from magpie_gateway.reviews import AUDIT_APPROVED, REVIEW_TARGETS, ReviewTarget, register_review_target
@@ -284,7 +289,16 @@ def review_update(doc: dict[str, Any], review: template_pb2.TemplateReviewed) ->
     return update
 
 
+async def review_after(
+    context: GatewayContext | None, doc: dict[str, Any], review: template_pb2.TemplateReviewed
+) -> None:
+    """After a decision was applied: the base target's hook (if any), then the template-status event."""
+    if _REVIEW_BASE.after is not None:
+        await _REVIEW_BASE.after(context, doc, review)
+    await after_review(context, doc, review)
+
+
 register_review_target(
     template_pb2.REVIEW_SUBJECT_AIM_TEMPLATE,
-    ReviewTarget(_REVIEW_BASE.collection, _REVIEW_BASE.label, review_update, after=_REVIEW_BASE.after),
+    ReviewTarget(_REVIEW_BASE.collection, _REVIEW_BASE.label, review_update, after=review_after),
 )

@@ -1,7 +1,8 @@
 """AIM card templates: ``create_aim_personal_template`` (9-digit ``tpl_id``, sent to review per vendor),
 ``list_aim_templates`` (the review state per vendor in ``factory_info``), ``update_personal_template_state``
 (enable / disable) and ``delete_aim_personal_template``. The rules of enabling, disabling and deleting are in
-``magpie_gateway.aim_templates``; another tenant's ``tpl_id`` is answered 404 like an unknown one."""
+``magpie_gateway.aim_templates``; another tenant's ``tpl_id`` is answered 404 like an unknown one. Enable / disable
+produce the template-status callback's event (``magpie_gateway.aim_template_status``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from magpie_gateway.aim_models import (
     NullDataResponse,
     UpdatePersonalTemplateStateDataRequest,
 )
+from magpie_gateway.aim_template_status import STATUS_SEQ, after_state_change
 from magpie_gateway.aim_templates import (
     check_request,
     deletion_blocker,
@@ -187,16 +189,24 @@ async def _template(context: GatewayContext, tenant_id: str, tpl_id: str) -> dic
 async def update_personal_template_state(
     tpl_id: str,
     body: UpdatePersonalTemplateStateDataRequest,
+    request: Request,
     principal: Principal = Depends(get_principal),
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
     doc = await _template(context, principal.tenant_id, tpl_id)
     update = state_change(doc, body.tpl_state, utc_now())
-    result = await context.collections.aim_templates.update_one(
-        {"_id": tpl_id, "tenant_id": principal.tenant_id}, {"$set": update}
+    collection = context.collections.aim_templates
+    query = {"_id": tpl_id, "tenant_id": principal.tenant_id}
+    # A change of tpl_state counts in status_seq (the id of its template-status event); a repeat changes nothing.
+    result = await collection.update_one(
+        {**query, "tpl_state": {"$ne": update["tpl_state"]}}, {"$set": update, "$inc": {STATUS_SEQ: 1}}
     )
-    if result.matched_count == 0:  # deleted meanwhile
+    if result.matched_count == 0:
+        result = await collection.update_one(query, {"$set": update})
+    stored = await collection.find_one(query) if result.matched_count else None
+    if stored is None:  # deleted meanwhile
         raise not_found(f"AIM template {tpl_id}")
+    await after_state_change(context, stored, request_id(request))
     return {"status": OK_STATUS, "message": OK_MESSAGE, "data": None}
 
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the receipt sender (label ``callback_type`` = sms | shortchain)."""
+"""Prometheus metrics of the receipt sender (label ``callback_type`` = sms | shortchain | template_status)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ Collection ``outbox`` of the dispatcher database, one document per (receipt, cal
 
     _id             stable id of the receipt: stable_id("receipt", callback_type, source event id, url_type),
                     so a redelivered record or a duplicate event inserts nothing (insert-if-absent)
-    tenant_id, callback_type ("sms" | "shortchain"), url, url_type (0 single | 2 batch), aim_url,
+    tenant_id, callback_type ("sms" | "shortchain" | "template_status"), url, url_type (0 single | 1 template
+    status | 2 batch), aim_url,
     source_event_id, receipt (the receipt object)
     state           "pending" -> "done" | "dead"
     attempts        failed attempts so far (= the envelope's "retry" of the next POST)

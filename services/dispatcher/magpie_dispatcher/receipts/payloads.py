@@ -22,6 +22,10 @@ shortchain receipt object (one per successful, i.e. first and billable, resoluti
     {"task_id", "aim_code" (the short code), "cust_flag" (mobile), "tpl_id", "resolve_time", "aim_url"}
 
 Times are ISO 8601 UTC with second precision (``2024-05-01T08:30:00Z``), ``null`` when unknown.
+
+AIM template status (url_type 1, callback type ``template_status``) is POSTed as KooMessage's template-status body
+itself, one per change, without the envelope: ``{"tpl_id", "tpl_state", "audit_state", "audit_desc",
+"factory_info": [{"factory_type", "state"}]}`` (``magpie_dispatcher.receipts.template_status``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from magpie_dispatcher.vms.payloads import VMS_CALLBACK_TYPES, vms_envelope
 
 SMS = "sms"
 SHORTCHAIN = "shortchain"
+TEMPLATE_STATUS = "template_status"  # AIM template status (url_type 1): the body alone, no envelope
 
 URL_TYPE_SINGLE = 0
 URL_TYPE_TEMPLATE_STATUS = 1
@@ -108,6 +113,8 @@ def envelope(
     (``magpie_dispatcher.vms.payloads``)."""
     if callback_type in VMS_CALLBACK_TYPES:
         return vms_envelope(request_id=request_id, callback_type=callback_type, receipts=receipts)
+    if callback_type == TEMPLATE_STATUS:
+        return orjson.dumps(receipts[0])
     inner = receipts if batch else receipts[0]
     return orjson.dumps(
         {

@@ -109,6 +109,11 @@ class ReceiptProducer:
                         else now,
                     )
                 )
+        await self.store(items)
+
+    async def store(self, items: list[dict[str, Any]]) -> None:
+        """Write outbox items (``new_item``) durably and hand those the local sender has room for over to it;
+        items already in the outbox (same id) are not written again."""
         if not items:
             return
         items = _unique(items)
@@ -119,10 +124,11 @@ class ReceiptProducer:
             self.sender.cancel(items, admitted)
             raise
         self.sender.take(items, admitted, {i["_id"] for i in inserted})
-        for callback_type in (SMS, SHORTCHAIN):
-            count = sum(1 for i in inserted if i["callback_type"] == callback_type)
-            if count:
-                metrics.QUEUED.labels(callback_type).inc(count)
+        counts: dict[str, int] = {}
+        for item in inserted:
+            counts[item["callback_type"]] = counts.get(item["callback_type"], 0) + 1
+        for callback_type, count in counts.items():
+            metrics.QUEUED.labels(callback_type).inc(count)
 
 
 def batch_window_end(now: datetime, url: str, window_ms: int) -> datetime:

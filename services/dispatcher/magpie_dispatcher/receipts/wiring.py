@@ -1,5 +1,5 @@
-"""Assembly of the receipt sender: three consumer loops (groups receipts-callbacks, receipts-delivery,
-receipts-link) and the outbox sender."""
+"""Assembly of the receipt sender: four consumer loops (groups receipts-callbacks, receipts-delivery,
+receipts-link, receipts-template-status) and the outbox sender."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import httpx
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from magpie.v1 import billing_pb2, dispatch_pb2, link_pb2
+from magpie.v1 import billing_pb2, dispatch_pb2, link_pb2, template_status_pb2
 from magpie_common.config import Settings
 from magpie_common.kafka import ConsumerLoop, EventProducer
 from magpie_common.storage import mongo_client
-from magpie_common.topics import CALLBACKS, DELIVERY, LINK
+from magpie_common.topics import AIM_TEMPLATE_STATUS, CALLBACKS, DELIVERY, LINK
 from magpie_dispatcher.receipts.config import ReceiptsConfig
 from magpie_dispatcher.receipts.destination import guarded_client
 from magpie_dispatcher.receipts.outbox import Outbox
@@ -25,6 +25,7 @@ from magpie_dispatcher.receipts.producers import ReceiptProducer
 from magpie_dispatcher.receipts.registry import CallbackRegistry
 from magpie_dispatcher.receipts.sender import ReceiptSender
 from magpie_dispatcher.receipts.signing import ReceiptSigner
+from magpie_dispatcher.receipts.template_status import TemplateStatusProducer
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +50,24 @@ class ReceiptsComponents:
     callbacks_loop: ConsumerLoop[billing_pb2.CallbackConfigured]
     delivery_loop: ConsumerLoop[dispatch_pb2.DeliveryBatch]
     link_loop: ConsumerLoop[link_pb2.LinkEvent]
+    template_status_loop: ConsumerLoop[template_status_pb2.AimTemplateStatus]
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
-        """The long-running coroutines: three consumer loops and the sender."""
-        return [self.callbacks_loop.run(), self.delivery_loop.run(), self.link_loop.run(), self.sender.run()]
+        """The long-running coroutines: four consumer loops and the sender (last)."""
+        return [
+            self.callbacks_loop.run(),
+            self.delivery_loop.run(),
+            self.link_loop.run(),
+            self.template_status_loop.run(),
+            self.sender.run(),
+        ]
 
     def stop(self) -> None:
         """Ask every worker to finish its batch in hand and return (POSTs in progress complete)."""
         self.callbacks_loop.stop()
         self.delivery_loop.stop()
         self.link_loop.stop()
+        self.template_status_loop.stop()
         self.sender.stop()
 
     async def close(self) -> None:
@@ -78,6 +87,7 @@ class ReceiptsComponents:
             "receipts_callbacks_consumer": self.callbacks_loop.ready,
             "receipts_delivery_consumer": self.delivery_loop.ready,
             "receipts_link_consumer": self.link_loop.ready,
+            "receipts_template_status_consumer": self.template_status_loop.ready,
             "receipts_sender": self.sender.running,
         }
 
@@ -134,6 +144,14 @@ async def build_receipts(settings: Settings, config: ReceiptsConfig | None = Non
             message_type=link_pb2.LinkEvent,
             handler=receipt_producer.handle_link,
             max_records=500,
+            **common,
+        ),
+        template_status_loop=ConsumerLoop(
+            settings,
+            group_id=f"{GROUP_PREFIX}-template-status",
+            topic=AIM_TEMPLATE_STATUS,
+            message_type=template_status_pb2.AimTemplateStatus,
+            handler=TemplateStatusProducer(receipt_producer).handle,
             **common,
         ),
     )
