@@ -14,7 +14,7 @@ KM.00000425    400   the SMS template does not exist or is not approved
 KM.00000426    400   the AIM template does not exist
 KM.00000427    400   the AIM template is not approved by any vendor
 KM.00000428    400   the callback / uplink URL is not acceptable (scheme, length, non-public address)
-KM.00000429    400   the feature is not supported yet (VMS fallback, group links, custom short codes)
+KM.00000429    400   the feature is not supported yet (group links, custom short codes)
 KM.00000430    400   an uploaded file is empty or of a type not accepted here (decided by its content)
 KM.00000403    403   IAM: the caller's policies do not allow the action (or a Deny statement matched)
 =============  ====  =====================================================================================
@@ -40,6 +40,13 @@ KM.00000460    503   resolution tasks / capability checks: the shortlink or numb
                      (retry; the request changed nothing, or left a resolution task ``failed``)
 KM.00000461    400   resolution task: the ``domain`` is not an approved short-link domain of the tenant for that kind
                      of short code (standard / custom)
+KM.00000462    409   resolution task: busy: its links are being generated, regenerated or changed by another request
+                     (retry shortly)
+KM.00000463    400   resolution task: the resolution count cannot be raised (an individual task: its links resolve
+                     once; a lower total than now; above 2147483647; the group link was never minted)
+KM.00000464    400   resolution task: the validity cannot be changed so (shorter than now; beyond the maximum from
+                     creation: individual 7 days, group 180 days; the links expired longer ago than the edge keeps
+                     them), or the task has expired (regenerating needs a validity extension first)
 KM.00000465    400   scheduled send: ``X-Magpie-Send-At`` is not an ISO 8601 time with an offset, is not in the
                      future, or is more than 30 days ahead
 KM.00000466    400   scheduled send: a promotion (marketing) task's send time is outside the marketing send window
@@ -87,6 +94,9 @@ KM.00000510    400   export: the file is not available (the export has not succe
 KM.00000511    400   export: only a failed export can be retried
 KM.00000512    400   packages: unknown package type, size not offered, or quantity out of range
 KM.00000513    503   packages: the billing service is unavailable (retry with the same Idempotency-Key)
+KM.00000514    400   enterprise filing: sending needs an approved filing of the product (AIM: smart-message send
+                     tasks, resolution tasks, plain SMS sends; VMS: VMS send tasks and the VMS fallback of smart
+                     sends; SA: creating service numbers); see ``filing_gate``
 =============  ====  =====================================================================================
 """
 
@@ -135,6 +145,9 @@ MATERIAL_URL_UNREACHABLE = ErrorCode("KM.00000452", 400, "The material file coul
 # Resolution tasks, reports, capability checks (KM.0000046x)
 UPSTREAM_UNAVAILABLE = ErrorCode("KM.00000460", 503, "A Magpie service this operation needs is unavailable; retry")
 DOMAIN_UNUSABLE = ErrorCode("KM.00000461", 400, "The domain is not an approved short-link domain for these links")
+RESOLVE_TASK_BUSY = ErrorCode("KM.00000462", 409, "The resolution task is being changed by another request; retry")
+RESOLVING_TIMES_INVALID = ErrorCode("KM.00000463", 400, "The resolution count of the task cannot be raised so")
+VALIDITY_INVALID = ErrorCode("KM.00000464", 400, "The validity of the task's links cannot be changed so")
 SEND_AT_INVALID = ErrorCode("KM.00000465", 400, "The scheduled send time is not acceptable")
 SEND_AT_OUTSIDE_WINDOW = ErrorCode("KM.00000466", 400, "The send time of a marketing task is outside the send window")
 NOT_CANCELABLE = ErrorCode("KM.00000467", 400, "The send task cannot be cancelled")
@@ -182,3 +195,4 @@ EXPORT_NOT_READY = ErrorCode("KM.00000510", 400, "The export file is not availab
 EXPORT_NOT_RETRYABLE = ErrorCode("KM.00000511", 400, "Only a failed export can be retried")
 PACKAGE_OFFER_UNKNOWN = ErrorCode("KM.00000512", 400, "The package is not offered")
 BILLING_UNAVAILABLE = ErrorCode("KM.00000513", 503, "The billing service is unavailable; retry")
+FILING_REQUIRED = ErrorCode("KM.00000514", 400, "An approved enterprise filing is required")

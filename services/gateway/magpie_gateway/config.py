@@ -10,7 +10,9 @@ variable                           default                     meaning
 ``MAGPIE_SHORTLINK_PUBLIC_URL``    ``http://127.0.0.1:18081/`` base URL of the short links (TaskContext.link_domain)
 ``MAGPIE_ALLOW_LOOPBACK_CALLBACKS`` ``0``                      ``1`` accepts loopback callback / uplink URLs
 ``MAGPIE_DEFAULT_FALLBACK``        ``sms``                     fallback of unresolvable numbers when a send task
-                                                               has no ``X-Magpie-Fallback`` header
+                                                               has no ``X-Magpie-Fallback`` header (skip, sms,
+                                                               vms: such tasks must then name their VMS template,
+                                                               ``X-Magpie-Fallback-Vms-Template``)
 ``MAGPIE_CREDENTIAL_CACHE_TTL_S``  ``30``                      how long an access key lookup is cached
 ``MAGPIE_AUTH_REPLAY_CHECK``       ``1``                       reject a signed write request seen before (Redis)
 ``MAGPIE_AUTH_REPLAY_CHECK_READS`` ``0``                       check GET/HEAD requests too (breaks fast polling:
@@ -24,6 +26,8 @@ variable                           default                     meaning
 ``MAGPIE_SHORTLINK_INTERNAL_TOKEN`` unset                      token of the shortlink internal API (header
                                                                ``X-Internal-Token``); unset = links not minted
 ``MAGPIE_UPSTREAM_TIMEOUT_S``      ``10``                      timeout of a call to those internal APIs
+``MAGPIE_REQUIRE_FILINGS``         ``1``                       sending needs an approved enterprise filing of
+                                                               the product (AIM / VMS / SA), see ``filing_gate``
 =================================  ==========================  =============================================
 """
 
@@ -51,8 +55,8 @@ def _admin_token() -> str | None:
 
 def _default_fallback() -> str:
     value = env_str("MAGPIE_DEFAULT_FALLBACK", "sms").strip().lower()
-    if value not in ("skip", "sms"):
-        raise ValueError("MAGPIE_DEFAULT_FALLBACK must be 'skip' or 'sms' (vms is not supported yet)")
+    if value not in FALLBACKS:
+        raise ValueError("MAGPIE_DEFAULT_FALLBACK must be 'skip', 'sms' or 'vms'")
     return value
 
 
@@ -80,3 +84,4 @@ class GatewayConfig:
     shortlink_url: str = field(default_factory=lambda: env_str("MAGPIE_SHORTLINK_URL", "http://127.0.0.1:18081"))
     shortlink_internal_token: str = field(default_factory=lambda: env_str("MAGPIE_SHORTLINK_INTERNAL_TOKEN", ""))
     upstream_timeout_s: float = field(default_factory=lambda: env_float("MAGPIE_UPSTREAM_TIMEOUT_S", 10.0))
+    require_filings: bool = field(default_factory=lambda: env_bool("MAGPIE_REQUIRE_FILINGS", True))

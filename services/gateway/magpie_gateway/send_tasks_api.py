@@ -29,6 +29,7 @@ from magpie_gateway import send_schedules, vms_fallback
 from magpie_gateway.auth import Principal, get_principal
 from magpie_gateway.config import FALLBACKS
 from magpie_gateway.context import GatewayContext, get_context, request_id
+from magpie_gateway.filing_gate import require_filing
 from magpie_gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
 from magpie_gateway.idempotency import IdempotencyStore, fingerprint
 from magpie_gateway.pagination import page
@@ -89,6 +90,13 @@ async def _with_vms(
     return prepared
 
 
+async def _require_filings(context: GatewayContext, tenant_id: str, vms: VmsFallbackRequest | None) -> None:
+    """The approved AIM filing, and the VMS one when unresolvable numbers fall back to video SMS (``filing_gate``)."""
+    await require_filing(context, tenant_id, "AIM")
+    if vms is not None:
+        await require_filing(context, tenant_id, "VMS")
+
+
 @router.post("/v1/aim/send-tasks", response_model=CreateAimSendTaskResponse, summary="create_aim_send_task")
 async def create_aim_send_task(
     body: CreateAimSendTaskRequestBody,
@@ -123,6 +131,7 @@ async def create_aim_send_task(
     requested_send_at = send_schedules.parse_send_at(send_at_header)
     tenant = principal.tenant_id
     if idempotency_key is None:
+        await _require_filings(context, tenant, vms)
         prepared = await _with_vms(context, principal, await prepare(context, principal, body), vms)
         task_id = new_id("T")
         schedule = await _schedule(context, tenant, task_id, prepared, requested_send_at)
@@ -148,6 +157,8 @@ async def create_aim_send_task(
     if found is not None and found.response is not None:
         return found.response
     task_id = found.task_id if found is not None else None
+    if task_id is None:  # a resumed task passed the filing gate on its first attempt
+        await _require_filings(context, tenant, vms)
     try:
         prepared = await _with_vms(context, principal, await prepare(context, principal, body, task_id=task_id), vms)
         if task_id is None:

@@ -161,7 +161,7 @@ async def test_send_task_errors(harness: Harness) -> None:
         assert await error(setup.task([{"cust_flag": "13900000000", "dync_params": {"name": "x"}}])) == "KM.90016802"
         assert await error(setup.task([{"cust_flag": "13900000000"}])) == "KM.90016802"
         assert await error(setup.task(one, name="x" * 31)) == "KM.00000400"
-        assert await error(setup.task(one), {"X-Magpie-Fallback": "vms"}) == "KM.00000429"
+        assert await error(setup.task(one), {"X-Magpie-Fallback": "vms"}) == "KM.00000400"  # no VMS template named
         assert await error(setup.task(one), {"X-Magpie-Fallback": "carrier-pigeon"}) == "KM.00000400"
         group = setup.task(one)
         group["resolve_task"]["aim_code_type"] = "group"  # type: ignore[index]

@@ -14,6 +14,8 @@ share the work and a crashed one's notifications come back), then for each:
 The events are produced (and acknowledged by Kafka) before the notifications are acknowledged to the channel: a
 crash in between means the notifications come again, and their events are produced again with the same ids.
 
+Events of a smart send task's VMS fallback go to DELIVERY instead of VMS_DELIVERY (``VmsRecord.aim_fallback``).
+
 Sweeper: messages without a final state by their deadline (expiry + grace) get TIMEOUT (accepted by the channel)
 or FAILED ``NOT_SUBMITTED`` (never accepted: the channel stayed unreachable past the deadline). Deadlines are taken
 with a lease (a Lua script), so concurrent sweepers never take the same message.
@@ -35,7 +37,7 @@ from magpie_common.kafka import EventProducer
 from magpie_common.topics import VMS_MO
 from magpie_dispatcher.vms.carrier import VmsCarrierClient
 from magpie_dispatcher.vms.config import VmsConfig
-from magpie_dispatcher.vms.sender import final_event_id, final_ttl_s, produce_delivery
+from magpie_dispatcher.vms.sender import aim_ids_of, final_event_id, final_ttl_s, produce_delivery
 from magpie_dispatcher.vms.store import STATE_SUBMITTED, VmsRecord, VmsStore
 
 log = logging.getLogger(__name__)
@@ -130,7 +132,7 @@ class ReportPoller(_Stoppable):
             elif kind == "mo":
                 replies.append(self._reply(record, item))
         decided = await self.store.decide(candidates, now, ttl) if candidates else []
-        await produce_delivery(self.producer, decided)
+        await produce_delivery(self.producer, decided, aim_ids_of(records.values()))
         if replies:
             await self.producer.send_many((VMS_MO, r.task_id, r) for r in replies)
             REPLIES.inc(len(replies))
@@ -210,7 +212,7 @@ class VmsSweeper(_Stoppable):
                 candidates.append(record.event(final_event_id(msg_id), status, result, done_at_ms=now))
                 TIMEOUTS.labels(result).inc()
             decided = await self.store.decide(candidates, now, ttl + 7 * 86400)
-            await produce_delivery(self.producer, decided)
+            await produce_delivery(self.producer, decided, aim_ids_of(records))
             await self.store.forget_deadlines(forget + [e.msg_id for e in decided])
             produced += len(decided)
             if len(due) < SWEEP_BATCH:

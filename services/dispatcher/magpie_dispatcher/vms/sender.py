@@ -17,6 +17,13 @@ For every record (recipients of one task batch), in order:
 5. One ``DeliveryBatch`` (route ``ROUTE_VMS``) per record on VMS_DELIVERY, key ``task_id:batch_no``, acknowledged
    before the handler returns (so before the offsets are committed).
 
+The VMS fallback of a smart send task (``aim_fallback``, handed over by the send role: ``magpie_dispatcher.
+vms_fallback``) takes the same path; its records remember it (``VmsRecord.aim_fallback``), so its events, whoever
+produces them (sender, reports poller, sweeper), go to DELIVERY, the AIM task's stream, carrying ``aim_url``.
+A ``cancel`` record (the task was cancelled before the send role released these recipients) submits nothing: each
+recipient without a record or final state gets the final FAILED ``CANCELLED`` (no segments), the others keep their
+outcome; it shares the key (so the partition) of the task batch's send records, which are handled before it.
+
 A channel that is down raises ``CarrierUnavailable`` (a ConnectionError): the consumer loop retries the batch
 until it is back, without dead-lettering it.
 """
@@ -25,14 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 
 from prometheus_client import Counter
 
 from magpie.v1 import dispatch_pb2, vms_pb2
 from magpie_common.ids import now_ms, stable_id
 from magpie_common.kafka import Decoded, EventProducer
-from magpie_common.topics import VMS_DELIVERY
+from magpie_common.topics import DELIVERY, VMS_DELIVERY
 from magpie_dispatcher.events import batch_key, delivery_batch
 from magpie_dispatcher.vms.carrier import CarrierUnavailable, SubmitResult, UnknownTemplate, VmsCarrierClient
 from magpie_dispatcher.vms.config import VmsConfig
@@ -46,6 +54,7 @@ SUBMITS = Counter("magpie_dispatcher_vms_recipients_total", "VMS recipients hand
 RESULT_ACCEPTED = "ACCEPTED"
 TEMPLATE_UNAVAILABLE = "TEMPLATE_UNAVAILABLE"
 EXPIRED_BEFORE_SUBMIT = "EXPIRED"
+RESULT_CANCELLED = "CANCELLED"  # the result code of cancelled messages, as magpie_dispatcher.deferral's
 TEMPLATE_POLL_S = 0.5
 
 
@@ -65,15 +74,24 @@ def final_ttl_s(deadline_ms: int, now: int) -> int:
     return max(60, (deadline_ms - now) // 1000) + RETENTION_S
 
 
-async def produce_delivery(producer: EventProducer, events: Sequence[dispatch_pb2.DeliveryEvent]) -> None:
-    """The events as DeliveryBatch records on VMS_DELIVERY, one per (task, batch)."""
-    groups: dict[tuple[str, int], list[dispatch_pb2.DeliveryEvent]] = {}
+async def produce_delivery(
+    producer: EventProducer, events: Sequence[dispatch_pb2.DeliveryEvent], aim_ids: AbstractSet[str] = frozenset()
+) -> None:
+    """The events as DeliveryBatch records, one per (task, batch): on VMS_DELIVERY, or on DELIVERY for the
+    messages of a smart send task's VMS fallback (``aim_ids``, their msg_ids)."""
+    groups: dict[tuple[str, int, bool], list[dispatch_pb2.DeliveryEvent]] = {}
     for event in events:
-        groups.setdefault((event.task_id, event.batch_no), []).append(event)
+        groups.setdefault((event.task_id, event.batch_no, event.msg_id in aim_ids), []).append(event)
     if groups:
         await producer.send_many(
-            (VMS_DELIVERY, batch_key(task, batch), delivery_batch(group)) for (task, batch), group in groups.items()
+            (DELIVERY if aim else VMS_DELIVERY, batch_key(task, batch), delivery_batch(group))
+            for (task, batch, aim), group in groups.items()
         )
+
+
+def aim_ids_of(records: Iterable[VmsRecord | None]) -> frozenset[str]:
+    """The msg_ids of the records that belong to a smart send task's VMS fallback."""
+    return frozenset(r.msg_id for r in records if r is not None and r.aim_fallback)
 
 
 class VmsSender:
@@ -98,22 +116,12 @@ class VmsSender:
             await self.send(item.message)
 
     async def send(self, message: vms_pb2.VmsSendBatch) -> None:
+        if message.cancel:
+            await self.cancel(message)
+            return
         now = now_ms()
-        tenant = message.meta.tenant_id
         deadline = message.expires_at_ms + int(self.config.report_grace_s * 1000)
-        wanted = [
-            VmsRecord(
-                vms_message_id(message.task_id, r.index),
-                tenant,
-                message.task_id,
-                message.batch_no,
-                r.index,
-                r.mobile,
-                message.tpl_id,
-                deadline,
-            )
-            for r in message.recipients
-        ]
+        wanted = self.wanted(message, deadline)
         params = {
             vms_message_id(message.task_id, r.index): list(r.params) or list(message.params) for r in message.recipients
         }
@@ -133,10 +141,50 @@ class VmsSender:
         if to_submit:
             await self.store.put_records(to_submit, now, schedule=True)
             events.extend(await self._submit_all(message, to_submit, params))
-        await produce_delivery(self.producer, events)
+        await produce_delivery(self.producer, events, frozenset(ids) if message.aim_fallback else frozenset())
         await self.store.forget_deadlines(
             [e.msg_id for e in events if e.status != dispatch_pb2.DELIVERY_STATUS_SUBMITTED]
         )
+
+    @staticmethod
+    def wanted(message: vms_pb2.VmsSendBatch, deadline_ms: int) -> list[VmsRecord]:
+        """The record of each recipient of ``message`` (state P)."""
+        return [
+            VmsRecord(
+                vms_message_id(message.task_id, r.index),
+                message.meta.tenant_id,
+                message.task_id,
+                message.batch_no,
+                r.index,
+                r.mobile,
+                message.tpl_id,
+                deadline_ms,
+                aim_fallback=message.aim_fallback,
+                aim_url=message.aim_url,
+            )
+            for r in message.recipients
+        ]
+
+    async def cancel(self, message: vms_pb2.VmsSendBatch) -> None:
+        """Finalise FAILED / CANCELLED the recipients not sent (no record, no final state); see the docstring."""
+        now = now_ms()
+        wanted = self.wanted(message, now)
+        ids = [r.msg_id for r in wanted]
+        existing, finals = await self.store.records(ids), await self.store.finals(ids)
+        events: list[dispatch_pb2.DeliveryEvent] = []
+        candidates: list[dispatch_pb2.DeliveryEvent] = []
+        for record, old, final in zip(wanted, existing, finals, strict=True):
+            if final is not None:
+                events.append(final)
+            elif old is None:
+                event = record.event(
+                    final_event_id(record.msg_id), dispatch_pb2.DELIVERY_STATUS_FAILED, RESULT_CANCELLED, done_at_ms=now
+                )
+                event.segments = 0
+                candidates.append(event)
+        SUBMITS.labels("cancelled").inc(len(candidates))
+        events.extend(await self.store.decide(candidates, now, final_ttl_s(now, now)))
+        await produce_delivery(self.producer, events, frozenset(ids) if message.aim_fallback else frozenset())
 
     async def _submit_all(
         self, message: vms_pb2.VmsSendBatch, records: list[VmsRecord], params: dict[str, list[str]]

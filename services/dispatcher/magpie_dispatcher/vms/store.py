@@ -5,7 +5,7 @@ key                        value                                                
 =========================  ===================================================================  ==================
 ``vms:rec:<msg_id>``       the message record (JSON): tenant, task, batch, index, mobile,       until D + 7 days
                            template, state P (to submit) / S (accepted: carrier msg id, carrier,
-                           submit time), deadline
+                           submit time), deadline, VMS fallback of a smart send task (+ aim_url)
 ``vms:final:<msg_id>``     the serialized final DeliveryEvent: the first decision wins          until D + 7 days
 ``vms:due``                sorted set msg_id -> deadline (ms): expiry + report grace           none
 ``vms:tplreg:<tpl_id>``    the template revision registered at the channel                      1 day
@@ -55,6 +55,8 @@ class VmsRecord:
     carrier_msg_id: str = ""
     carrier: str = ""
     submitted_at_ms: int = 0
+    aim_fallback: bool = False  # VMS fallback of a smart send task: its events go to DELIVERY (vms_fallback)
+    aim_url: str = ""
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -71,13 +73,30 @@ class VmsRecord:
                 "cm": self.carrier_msg_id,
                 "c": self.carrier,
                 "at": self.submitted_at_ms,
+                "af": self.aim_fallback,
+                "au": self.aim_url,
             }
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> VmsRecord:
         d: dict[str, Any] = orjson.loads(data)
-        return cls(d["m"], d["t"], d["k"], d["b"], d["i"], d["mo"], d["tp"], d["dl"], d["st"], d["cm"], d["c"], d["at"])
+        return cls(
+            d["m"],
+            d["t"],
+            d["k"],
+            d["b"],
+            d["i"],
+            d["mo"],
+            d["tp"],
+            d["dl"],
+            d["st"],
+            d["cm"],
+            d["c"],
+            d["at"],
+            aim_fallback=bool(d.get("af", False)),  # records written before the VMS fallback existed lack it
+            aim_url=str(d.get("au", "")),
+        )
 
     def submitted(self, carrier_msg_id: str, carrier: str, at_ms: int) -> VmsRecord:
         return replace(
@@ -104,6 +123,7 @@ class VmsRecord:
             carrier=self.carrier,
             route=common_pb2.ROUTE_VMS,
             tpl_id=self.tpl_id,
+            aim_url=self.aim_url,
         )
 
 
