@@ -306,6 +306,8 @@ class ExportWorker:
                 except Exception:
                     log.exception("export worker iteration failed")
                 self._wake.clear()
+                if self._stopping.is_set():  # stop() during the iteration: its wake-up was just cleared
+                    break
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
                 except TimeoutError:

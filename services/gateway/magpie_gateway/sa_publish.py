@@ -395,6 +395,8 @@ class SaPublicationWorker:
                 except Exception:
                     log.exception("service-number publication round failed; retrying later")
                 self._wake.clear()
+                if self._stopping.is_set():  # stop() during the round: its wake-up was just cleared
+                    break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.interval_s)
         finally:

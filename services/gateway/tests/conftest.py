@@ -263,6 +263,7 @@ def gateway_config(**overrides: Any) -> GatewayConfig:
         "allow_loopback_callbacks": False,
         "link_domain": "http://127.0.0.1:18081/",
         "default_fallback": "sms",
+        "require_filings": False,  # production default on: test_filing_gate turns it on
     }
     values.update(overrides)
     return GatewayConfig(**values)
@@ -279,7 +280,10 @@ async def running_gateway(settings: Settings, config: GatewayConfig, *, loops: b
         yield gateway
     finally:
         gateway.stop_loops()
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=30)
+            stuck = [repr(loop) for loop, task in zip(gateway.loops, tasks, strict=True) if task in pending]
+            assert not stuck, f"gateway loops did not stop within 30 s: {stuck}"
         await gateway.close()
 
 
