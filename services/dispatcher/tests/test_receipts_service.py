@@ -565,8 +565,7 @@ async def test_dead_endpoints_end_dead_without_blocking_other_tenants(
     assert sorted(h.envelope["retry"] for h in customer.on("/broken")) == [0, 0, 1, 1, 2, 2]
     # After 5 consecutive failures the endpoint's circuit opens: later attempts fail without a POST.
     hang_retries = [h.envelope["retry"] for h in customer.on("/hang")]
-    assert 5 <= len(hang_retries) < 30
-    assert sorted(hang_retries)[:10] == [0] * 10 or len(hang_retries) < 10
+    assert 5 <= len(hang_retries) < 30  # 10 items x 3 attempts would be 30 POSTs without the circuit
     assert await receipts.components.sender.update_gauges() == 0
     assert await receipts.components.outbox.count("dead") == 12
     assert len(await receipts.components.outbox.find_items(tenant_id="tenant-500", state="dead")) == 2
