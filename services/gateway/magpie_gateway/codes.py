@@ -43,7 +43,7 @@ KM.00000461    400   resolution task: the ``domain`` is not an approved short-li
 KM.00000462    409   resolution task: busy: its links are being generated, regenerated or changed by another request
                      (retry shortly)
 KM.00000463    400   resolution task: the resolution count cannot be raised (an individual task: its links resolve
-                     once; a lower total than now; above 2147483647; the group link was never minted)
+                     once; a lower total than now; above 2147483647)
 KM.00000464    400   resolution task: the validity cannot be changed so (shorter than now; beyond the maximum from
                      creation: individual 7 days, group 180 days; the links expired longer ago than the edge keeps
                      them), or the task has expired (regenerating needs a validity extension first)

@@ -121,3 +121,66 @@ class AIMResolveDetail(_Out):
 class ListAimResolveDetailsResponse(_Out):
     resolve_details: list[AIMResolveDetail]
     page_info: PageInfo
+
+
+# --- Magpie operations on a resolution task (/v1/magpie/resolve-tasks/{task_id}/...) ---------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AddResolvingTimesRequest(_Strict):
+    """Exactly one of the two: an increment, or the new total (idempotent: repeating it changes nothing)."""
+
+    add_resolving_times: int | None = Field(
+        None, ge=1, description="resolutions to add to the group link's budget", examples=[500]
+    )
+    resolving_times: int | None = Field(
+        None, ge=1, description="the new budget (at least the current one; equal = no change)", examples=[1500]
+    )
+
+
+class ExtendValidityRequest(_Strict):
+    expiration_time: int = Field(
+        ge=1,
+        description="the new validity in days from the task's creation (individual at most 7, group at most 180); "
+        "at least the current one (equal = no change)",
+        examples=[30],
+    )
+
+
+class ResolveTaskLink(_Out):
+    index: int = Field(description="position of the link in the task (0-based)", examples=[0])
+    cust_flag: str | None = Field(None, examples=["13800138000"])
+    aim_url: str | None = Field(None, examples=["https://s.magpie-shop.com/aB3dE5fG7h"])
+    aim_code: str | None = Field(None, examples=["aB3dE5fG7h"])
+    custom_short_code: str | None = Field(None, examples=["Spring01"])
+    result_code: str | None = Field(
+        None, description='"0" minted, else why it failed (e.g. KM.90016482 custom code taken)', examples=["0"]
+    )
+    error_message: str | None = None
+    max_resolutions: int = Field(description="the link's resolution budget (individual: 1)", examples=[1500])
+    resolved_times: int = Field(examples=[12])
+    generate_date: str | None = Field(None, examples=["2026-11-22T08:00:00Z"])
+    expire_date: str | None = Field(None, examples=["2026-12-22T08:00:00Z"])
+
+
+class ResolveTaskState(_Out):
+    task_id: str = Field(examples=["RT01JD3Q8W5R2K7M9N4P6T8V0X2Y"])
+    task_name: str | None = Field(None, examples=["双十一群发"])
+    tpl_id: str = Field(examples=["100000001"])
+    aim_code_type: str = Field(description="individual | group", examples=["group"])
+    task_state: str = Field(description="generating | success | partial | failed", examples=["success"])
+    resolving_times: int = Field(description="resolution budget of each link", examples=[1500])
+    resolved_times: int = Field(examples=[12])
+    expiration_time: int = Field(description="validity in days from creation", examples=[30])
+    creation_time: str | None = Field(None, examples=["2026-11-22T08:00:00Z"])
+    expire_date: str | None = Field(None, examples=["2026-12-22T08:00:00Z"])
+    link_count: int = Field(examples=[1])
+    minted_count: int = Field(examples=[1])
+    params: list[ResolveTaskLink] = Field(description="every link of the task, by index")
+
+
+class RegenerateResolveTaskResponse(ResolveTaskState):
+    regenerated_count: int = Field(description="links this request minted (0: nothing had failed)", examples=[2])

@@ -409,6 +409,27 @@ async def mint(context: GatewayContext, task: dict[str, Any], plan: TaskPlan) ->
     return [by_index[link.index] for link in plan.links]
 
 
+def state_of(minted: int, total: int) -> str:
+    return STATE_SUCCESS if minted == total else STATE_PARTIAL if minted else STATE_FAILED
+
+
+async def store_results(context: GatewayContext, links: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+    """The shortlink service's answer per link into the link documents (and ``links``, updated in place)."""
+    ops: list[UpdateOne] = []
+    for doc, result in zip(links, results, strict=True):
+        code = str(result.get("code") or "")
+        changes = {
+            "code": code,
+            "aim_url": str(result.get("short_url") or ""),
+            "result_code": str(result.get("result_code") or OK) if code else str(result.get("result_code") or "1"),
+            "error_message": str(result.get("error_message") or ""),
+        }
+        doc.update(changes)
+        ops.append(UpdateOne({"_id": doc["_id"], "tenant_id": doc["tenant_id"]}, {"$set": changes}))
+    if ops:
+        await context.collections.resolve_links.bulk_write(ops, ordered=False)
+
+
 async def create(context: GatewayContext, principal: Principal, body: CreateResolveTaskRequestBody) -> dict[str, Any]:
     plan = check_shape(body)
     card = await load_template(context, principal.tenant_id, plan)
@@ -428,20 +449,9 @@ async def create(context: GatewayContext, principal: Principal, body: CreateReso
         )
         await c.resolve_tasks.update_one({"_id": task["_id"]}, {"$set": {"state": STATE_FAILED}})
         raise unavailable("shortlink") from exc
-    ops: list[UpdateOne] = []
-    for doc, result in zip(links, results, strict=True):
-        code = str(result.get("code") or "")
-        changes = {
-            "code": code,
-            "aim_url": str(result.get("short_url") or ""),
-            "result_code": str(result.get("result_code") or OK) if code else str(result.get("result_code") or "1"),
-            "error_message": str(result.get("error_message") or ""),
-        }
-        doc.update(changes)
-        ops.append(UpdateOne({"_id": doc["_id"]}, {"$set": changes}))
-    await c.resolve_links.bulk_write(ops, ordered=False)
+    await store_results(context, links, results)
     minted = sum(1 for doc in links if doc["result_code"] == OK)
-    state = STATE_SUCCESS if minted == len(links) else STATE_PARTIAL if minted else STATE_FAILED
+    state = state_of(minted, len(links))
     await c.resolve_tasks.update_one({"_id": task["_id"]}, {"$set": {"state": state, "minted": minted}})
     task.update(state=state, minted=minted)
     return {

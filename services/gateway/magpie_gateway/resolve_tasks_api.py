@@ -1,4 +1,7 @@
-"""AIM resolution tasks: ``create_resolve_task``, ``list_resolve_tasks`` and ``list_aim_resolve_details``.
+"""AIM resolution tasks: ``create_resolve_task``, ``list_resolve_tasks`` and ``list_aim_resolve_details``, and the
+Magpie operations ``regenerate_resolve_task_links``, ``add_resolve_task_resolving_times`` and
+``extend_resolve_task_validity`` (``/v1/magpie/resolve-tasks/{task_id}/...``, described in
+:mod:`magpie_gateway.resolve_task_actions`).
 
 Creation, states and the link rules are described in :mod:`magpie_gateway.resolve_tasks`.
 
@@ -30,13 +33,19 @@ from fastapi import APIRouter, Depends
 
 from magpie_gateway.auth import Principal, get_principal
 from magpie_gateway.context import GatewayContext, get_context
+from magpie_gateway.filing_gate import require_filing
 from magpie_gateway.pagination import page
 from magpie_gateway.read_model import DEGRADED, SMART, array
+from magpie_gateway.resolve_task_actions import add_resolving_times, extend_validity, regenerate
 from magpie_gateway.resolve_task_models import (
+    AddResolvingTimesRequest,
     CreateResolveTaskRequestBody,
     CreateResolveTaskResponse,
+    ExtendValidityRequest,
     ListAimResolveDetailsResponse,
     ListResolveTasksResponse,
+    RegenerateResolveTaskResponse,
+    ResolveTaskState,
 )
 from magpie_gateway.resolve_tasks import OK, TASK_PREFIX, create, detail_view, list_view
 from magpie_gateway.tasks import STATE_COMPLETED, STATE_SUCCESS
@@ -60,7 +69,54 @@ async def create_resolve_task(
     principal: Principal = Depends(get_principal),
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
+    await require_filing(context, principal.tenant_id, "AIM")
     return await create(context, principal, body)
+
+
+@router.post(
+    "/v1/magpie/resolve-tasks/{task_id}/regenerate",
+    response_model=RegenerateResolveTaskResponse,
+    summary="regenerate_resolve_task_links",
+)
+async def regenerate_resolve_task_links(
+    task_id: str,
+    principal: Principal = Depends(get_principal),
+    context: GatewayContext = Depends(get_context),
+) -> dict[str, Any]:
+    """Mint again the links of the task that failed (same cust_flags, parameters and custom codes); the task state
+    is recomputed. Idempotent: a task without failed links answers its state."""
+    return await regenerate(context, principal, task_id)
+
+
+@router.post(
+    "/v1/magpie/resolve-tasks/{task_id}/resolving-times",
+    response_model=ResolveTaskState,
+    summary="add_resolve_task_resolving_times",
+)
+async def add_resolve_task_resolving_times(
+    task_id: str,
+    body: AddResolvingTimesRequest,
+    principal: Principal = Depends(get_principal),
+    context: GatewayContext = Depends(get_context),
+) -> dict[str, Any]:
+    """Raise the resolution budget of a group task's link (also after it was spent); individual tasks: 400."""
+    return await add_resolving_times(context, principal, task_id, body)
+
+
+@router.post(
+    "/v1/magpie/resolve-tasks/{task_id}/validity",
+    response_model=ResolveTaskState,
+    summary="extend_resolve_task_validity",
+)
+async def extend_resolve_task_validity(
+    task_id: str,
+    body: ExtendValidityRequest,
+    principal: Principal = Depends(get_principal),
+    context: GatewayContext = Depends(get_context),
+) -> dict[str, Any]:
+    """Extend the validity of the task's links (days from creation: individual <= 7, group <= 180; never
+    shortened); expired links resolve again."""
+    return await extend_validity(context, principal, task_id, body)
 
 
 def _window(begin_time: str | None, end_time: str | None, *, max_span: timedelta | None) -> tuple[datetime, datetime]:

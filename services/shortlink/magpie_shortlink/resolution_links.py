@@ -18,6 +18,16 @@ Codes: standard codes are derived like send-task codes (HMAC of tenant, task, in
 so a retried request (same task id) reaches the same links. A custom short code (KooMessage ``generation_type`` 2)
 is used as given: when another link already owns it (or it names an edge route) that link fails with
 ``KM.90016482`` and the others are still minted; a retry of the same task finds its own codes and succeeds.
+A link found again this way is brought up to the request's limits (``expires_at``, a group link's
+``max_resolutions``; never lowered), so regenerating the failed links of a task whose validity or budget was
+raised meanwhile leaves every link with the task's current limits.
+
+Changing the limits of minted links (:meth:`ResolutionMinter.update`, the gateway's "extend validity" and "add
+resolution count"): the links are named by (task, index, code) and must all still be stored with that owner (an
+expired link is kept for ``MAGPIE_SHORTLINK_EXPIRED_RETENTION_S``, then the TTL index removes it and its code may
+be given to someone else); otherwise nothing changes and the answer lists the missing links. ``expires_at`` and
+``max_resolutions`` only grow (``$max``); the hot copies are rewritten at once, so every edge replica applies the
+new limits from the next request on: an expired link resolves again, an exhausted group link counts again.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from prometheus_client import Counter
 
 from magpie.v1 import common_pb2
 from magpie_shortlink.codes import derive_code, looks_like_code
-from magpie_shortlink.links import LinkRecord, normalise_domain
+from magpie_shortlink.links import LinkOwner, LinkRecord, ms_to_datetime, normalise_domain
 from magpie_shortlink.metrics import CODE_COLLISIONS
 from magpie_shortlink.store import LinkStore
 
@@ -65,6 +75,13 @@ def ordinal_of(event_id: str, code: str) -> int | None:
     if match is None or match.group(1) != code:
         return None
     return int(match.group(2))
+
+
+LINK_UPDATES = Counter(
+    "magpie_shortlink_resolution_link_updates_total",
+    "Limit changes of resolution-task links (validity, group budget): applied, or refused for missing links",
+    ["result"],
+)
 
 
 class RequestError(ValueError):
@@ -190,6 +207,79 @@ def parse_task(data: object) -> ResolutionTask:
     )
 
 
+@dataclass(frozen=True)
+class LinkChange:
+    """New limits for minted links of a task: each only raised, ``None`` = unchanged."""
+
+    tenant_id: str
+    task_id: str
+    links: tuple[tuple[int, str], ...]  # (index, code)
+    expires_at_ms: int | None
+    max_resolutions: int | None
+
+
+@dataclass(frozen=True)
+class Updated:
+    records: list[LinkRecord]  # the links with their limits now, in request order (empty when some are missing)
+    missing: list[int]  # indexes of links not stored (any more) under this task
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "links": [
+                {
+                    "index": r.index,
+                    "code": r.code,
+                    "expires_at_ms": r.expires_at_ms,
+                    "max_resolutions": r.max_resolutions,
+                    "group": r.group,
+                }
+                for r in self.records
+            ],
+            "missing": self.missing,
+        }
+
+
+def _optional_int(data: dict[str, object], name: str, *, minimum: int) -> int | None:
+    if data.get(name) is None:
+        return None
+    return _int(data, name, minimum=minimum)
+
+
+def parse_change(data: object) -> LinkChange:
+    """The limit-change request of the internal API, or :class:`RequestError`."""
+    if not isinstance(data, dict):
+        raise RequestError("the body must be a JSON object")
+    links = data.get("links")
+    if not isinstance(links, list) or not links:
+        raise RequestError("links must be a non-empty list")
+    if len(links) > MAX_LINKS:
+        raise RequestError(f"at most {MAX_LINKS} links per request")
+    pairs: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    for position, item in enumerate(links):
+        if not isinstance(item, dict):
+            raise RequestError(f"links[{position}] must be an object")
+        index = _int(item, "index")
+        code = _text(item, "code", required=True)
+        if not looks_like_code(code):
+            raise RequestError(f"links[{position}].code must be letters and digits")
+        if index in seen:
+            raise RequestError(f"links[{position}].index {index} is repeated")
+        seen.add(index)
+        pairs.append((index, code))
+    expires = _optional_int(data, "expires_at_ms", minimum=1)
+    budget = _optional_int(data, "max_resolutions", minimum=1)
+    if expires is None and budget is None:
+        raise RequestError("give expires_at_ms, max_resolutions or both")
+    return LinkChange(
+        tenant_id=_text(data, "tenant_id", required=True),
+        task_id=_text(data, "task_id", required=True),
+        links=tuple(pairs),
+        expires_at_ms=expires,
+        max_resolutions=budget,
+    )
+
+
 class ResolutionMinter:
     """Mints (or finds again, on a retry) the links of a resolution task."""
 
@@ -231,12 +321,67 @@ class ResolutionMinter:
             results[spec.index] = minted
         for spec, record in zip(standard, await self._mint_standard(task, standard), strict=True):
             results[spec.index] = Minted(spec.index, record, OK, "")
-        records = [m.record for m in results.values() if m.record is not None]
-        await self.store.cache(records)
+        records = await self._align([m.record for m in results.values() if m.record is not None], task)
+        for index, minted in list(results.items()):
+            if minted.record is not None:
+                results[index] = Minted(index, records[minted.record.code], minted.result_code, minted.error_message)
+        await self.store.cache(list(records.values()))
         kind = "group" if task.group else "individual"
         for minted in results.values():
             RESOLUTION_LINKS.labels(kind, minted.result_code).inc()
         return [results[s.index] for s in task.links]
+
+    async def _align(self, records: Sequence[LinkRecord], task: ResolutionTask) -> dict[str, LinkRecord]:
+        """The stored links of ``records`` (by code), those found again raised to the task's limits."""
+        if not records:
+            return {}
+        raised: dict[str, object] = {"expires_at": ms_to_datetime(task.expires_at_ms)}
+        if task.group:
+            raised["max_resolutions"] = task.max_resolutions
+        codes = [r.code for r in records]
+        owned = {"_id": {"$in": codes}, "tenant_id": task.tenant_id, "task_id": task.task_id}
+        await self.store.links.update_many(owned, {"$max": raised})
+        stored = {
+            doc["_id"]: LinkRecord.from_document(doc) async for doc in self.store.links.find({"_id": {"$in": codes}})
+        }
+        return {r.code: stored.get(r.code, r) for r in records}
+
+    async def update(self, change: LinkChange) -> Updated:
+        """Raise the limits of a task's minted links (all or none: see the module docstring)."""
+        codes = [code for _, code in change.links]
+        docs = {doc["_id"]: doc async for doc in self.store.links.find({"_id": {"$in": codes}})}
+        missing: list[int] = []
+        for index, code in change.links:
+            doc = docs.get(code)
+            owner = (
+                None
+                if doc is None
+                else LinkOwner(doc.get("tenant_id", ""), doc.get("task_id", ""), doc.get("index", -1))
+            )
+            if owner != LinkOwner(change.tenant_id, change.task_id, index):
+                missing.append(index)
+        if missing:
+            LINK_UPDATES.labels("missing").inc()
+            return Updated([], missing)
+        raised: dict[str, object] = {}
+        if change.expires_at_ms is not None:
+            raised["expires_at"] = ms_to_datetime(change.expires_at_ms)
+        if change.max_resolutions is not None:
+            not_group = [index for index, code in change.links if not docs[code].get("group")]
+            if not_group:
+                raise RequestError(f"max_resolutions applies to group links only (links {not_group} are not)")
+            raised["max_resolutions"] = change.max_resolutions
+        query = {"_id": {"$in": codes}, "tenant_id": change.tenant_id, "task_id": change.task_id}
+        await self.store.links.update_many(query, {"$max": raised})
+        records = [LinkRecord.from_document(doc) async for doc in self.store.links.find(query)]
+        await self.store.refresh(records)
+        by_code = {r.code: r for r in records}
+        vanished = [index for index, code in change.links if code not in by_code]  # removed by the TTL index
+        if vanished:
+            LINK_UPDATES.labels("missing").inc()
+            return Updated([], vanished)
+        LINK_UPDATES.labels("updated").inc()
+        return Updated([by_code[code] for _, code in change.links], [])
 
     async def _mint_custom(self, task: ResolutionTask, specs: Sequence[LinkSpec]) -> list[Minted]:
         if not specs:

@@ -3,8 +3,11 @@
 Writes are batched (one ``insert_many`` per batch, one Redis pipeline per batch). ``insert_many`` with
 ``ordered=False`` is the fast bulk path; a duplicate-key error on a code means the code already exists, and the owner
 of the existing document tells whether it is this very recipient (a redelivered batch: nothing to do) or someone else
-(a collision: the minter re-derives the code). Documents are never updated after insertion, so a code's owner never
-changes and redelivery always reaches the same codes.
+(a collision: the minter re-derives the code). A code's owner never changes after insertion, so redelivery always
+reaches the same codes. The only later changes are the limits of resolution-task links (``expires_at`` and a group
+link's ``max_resolutions``, raised with ``$max`` by :mod:`magpie_shortlink.resolution_links`), after which
+:meth:`LinkStore.refresh` rewrites the hot copies; a re-warm from MongoDB never overwrites an existing hot copy
+(``SET NX``), so a lookup that read the document just before such a change cannot put the old limits back.
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ DUPLICATE_KEY = 11000
 INDEX_CONFLICTS = (85, 86)  # IndexOptionsConflict (MongoDB), IndexKeySpecsConflict (some emulators)
 RESOLVED_PENDING = b"P"  # first resolution claimed, its billable event not yet acknowledged by Kafka
 RESOLVED_DONE = b"D"  # the billable event is durable
+# The next ordinal of a group link's counted resolutions, or 0 once the budget (ARGV[1]) is spent; the counter is
+# never incremented past the budget. ARGV[2]: the counter's lifetime (ms), set when it is created.
+_CLAIM_COUNTED = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then return 0 end
+n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return n
+"""
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,24 @@ class LinkStore:
                 pipe.set(self.link_key(record.code), record.to_cache(), px=record.ttl_ms(now))
             await pipe.execute()
 
+    async def refresh(self, records: Sequence[LinkRecord]) -> None:
+        """After a change of the limits of stored links: rewrite their hot copies (a link expired no more is hot
+        again) and let their resolution state live as long as they do (the first-resolution marker; a group
+        link's counters, see :meth:`counter_ttl_ms`). Raises ``RedisError``: the caller retries."""
+        now = now_ms()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for record in records:
+                ttl = record.ttl_ms(now)
+                if ttl > 0:
+                    pipe.set(self.link_key(record.code), record.to_cache(), px=ttl)
+                    pipe.pexpire(self.resolved_key(record.code), ttl)
+                else:
+                    pipe.delete(self.link_key(record.code))
+                if record.group:
+                    pipe.pexpire(self.counted_key(record.code), self.counter_ttl_ms(record))
+                    pipe.pexpire(self.returned_key(record.code), self.counter_ttl_ms(record))
+            await pipe.execute()
+
     # --- edge ------------------------------------------------------------------------------------------------
 
     async def lookup(self, code: str) -> Lookup:
@@ -132,7 +162,7 @@ class LinkStore:
         ttl = record.ttl_ms(now_ms())
         if ttl > 0:
             try:
-                await self.redis.set(self.link_key(code), record.to_cache(), px=ttl)
+                await self.redis.set(self.link_key(code), record.to_cache(), px=ttl, nx=True)
             except RedisError as exc:
                 log.warning("redis re-warm failed", extra={"error": repr(exc)})
         return Lookup(record, "mongo")
@@ -164,20 +194,26 @@ class LinkStore:
         """The ordinal (1..``max_resolutions``) of this resolution of a group link; None once the budget is spent.
 
         An ordinal handed back by :meth:`return_counted_resolution` (its event could not be produced) is reused
-        first, so a broker hiccup does not eat the budget; otherwise ``INCR`` hands out the next one. Redis is the
-        counter: a Redis that lost its data restarts the count (the ordinals, hence the billable event ids, repeat
-        and are de-duplicated downstream, so nothing is billed twice). Raises ``RedisError`` when Redis is down: a
-        group link is not resolved without its counter.
+        first, so a broker hiccup does not eat the budget; otherwise the counter hands out the next one. The counter
+        never moves past the budget (refused resolutions leave it alone), so a budget raised later
+        (:mod:`magpie_shortlink.resolution_links`) is available in full at once. It lives as long as the link plus
+        the expired-link retention, so a link extended after it expired keeps its count. Redis is the counter: a
+        Redis that lost its data restarts the count (the ordinals, hence the billable event ids, repeat and are
+        de-duplicated downstream, so nothing is billed twice). Raises ``RedisError`` when Redis is down: a group
+        link is not resolved without its counter.
         """
-        ttl = max(1, record.ttl_ms(now_ms()))
         returned = await self.redis.lpop(self.returned_key(record.code))
         if returned is not None:
             return int(returned)
-        key = self.counted_key(record.code)
-        ordinal = int(await self.redis.incr(key))
-        if ordinal == 1:
-            await self.redis.pexpire(key, ttl)
-        return ordinal if ordinal <= record.max_resolutions else None
+        keep_ms = self.counter_ttl_ms(record)
+        ordinal = int(
+            await self.redis.eval(_CLAIM_COUNTED, 1, self.counted_key(record.code), record.max_resolutions, keep_ms)
+        )
+        return ordinal if ordinal > 0 else None
+
+    def counter_ttl_ms(self, record: LinkRecord) -> int:
+        """How long a group link's counters live: its validity plus the retention of expired links."""
+        return max(1, record.ttl_ms(now_ms())) + self.expired_retention_s * 1000
 
     async def return_counted_resolution(self, record: LinkRecord, ordinal: int) -> None:
         """Give back an ordinal whose resolution event could not be produced (best effort)."""
@@ -185,7 +221,7 @@ class LinkStore:
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.rpush(key, ordinal)
-                pipe.pexpire(key, max(1, record.ttl_ms(now_ms())))
+                pipe.pexpire(key, self.counter_ttl_ms(record))
                 await pipe.execute()
         except RedisError as exc:
             log.warning("counted resolution not returned", extra={"code": record.code, "error": repr(exc)})
