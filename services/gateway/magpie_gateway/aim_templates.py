@@ -40,7 +40,7 @@ from magpie_gateway.aim_template_status import after_review
 from magpie_gateway.codes import fail
 from magpie_gateway.context import GatewayContext
 from magpie_gateway.db import Collections
-from magpie_gateway.errors import TEMPLATE_UPDATE_FAILED
+from magpie_gateway.errors import TEMPLATE_CREATE_FAILED, TEMPLATE_UPDATE_FAILED
 from magpie_gateway.reviews import AUDIT_APPROVED, REVIEW_TARGETS, ReviewTarget, register_review_target
 from magpie_gateway.timefmt import iso, utc_now
 from magpie_gateway.validation import invalid, required_text
@@ -113,7 +113,23 @@ def vendors_of(body: CreateAimPersonalTemplateRequestBody) -> list[str]:
     return chosen
 
 
+# Product spec §7: at most 20 card params, 40 for the e-commerce coupon layouts (电商领券).
+MAX_PARAMS = 20
+ECOMMERCE_COUPON_MAX_PARAMS = 40
+ECOMMERCE_COUPON_CARDS = frozenset({"EcommerceCouponVertical", "EcommerceCouponHorizontal"})
+
+
+def max_params(card_id: str | None) -> int:
+    return ECOMMERCE_COUPON_MAX_PARAMS if card_id in ECOMMERCE_COUPON_CARDS else MAX_PARAMS
+
+
 def params_of(body: CreateAimPersonalTemplateRequestBody) -> list[dict[str, Any]]:
+    limit = max_params(body.card_id)
+    if len(body.params or []) > limit:
+        raise fail(
+            TEMPLATE_CREATE_FAILED,
+            f"a {body.card_id} template has at most {limit} params, got {len(body.params or [])}",
+        )
     params: list[dict[str, Any]] = []
     keys: set[str] = set()
     for param in body.params or []:
