@@ -47,6 +47,7 @@ def test_campaign_end_to_end(stack: Stack) -> None:
         campaign.seed_devices(stack.url("number-resolver"), population)
         client = campaign.sdk_client(stack.gateway_url, tenant.access_key, tenant.secret_key)
         pre = campaign.prerequisites(client, callback_url=receipts.url)
+        assert set(pre.filing_ids) == {"AIM"}  # approved by template-review, like the templates
         task_id = campaign.send(client, pre, population)
 
         handsets = campaign.Handsets(stack.simulator_url, stack.url("shortlink"))
@@ -103,6 +104,26 @@ def test_campaign_end_to_end(stack: Stack) -> None:
 
 
 def test_bad_input(stack: Stack) -> None:
+    # Without an approved enterprise filing nothing is sent (the dev stack keeps the production default).
+    newcomer = campaign.provision_tenant(stack.gateway_url, ADMIN_TOKEN, "e2e-no-filing")
+    unfiled = campaign.sdk_client(stack.gateway_url, newcomer.access_key, newcomer.secret_key)
+    with pytest.raises(ClientRequestException) as no_filing:
+        unfiled.create_aim_send_task(
+            CreateAimSendTaskRequest(
+                body=CreateAimSendTaskRequestBody(
+                    task_name="no filing",
+                    sms_channel=SmsChannel(sms_tpl_id="1", sms_sign="喜鹊商城", sms_app_name="demo_app"),
+                    resolve_task=AIMResolveTask(
+                        tpl_id="1",
+                        aim_code_type="individual",
+                        expiration_time=1,
+                        params=[CreateResolveTaskParam(cust_flag="13800138000", dync_params={})],
+                    ),
+                )
+            )
+        )
+    assert no_filing.value.status_code == 400 and no_filing.value.error_code == "KM.00000514"
+
     tenant = campaign.provision_tenant(stack.gateway_url, ADMIN_TOKEN, "e2e-bad")
     client = campaign.sdk_client(stack.gateway_url, tenant.access_key, tenant.secret_key)
     pre = campaign.prerequisites(client, suffix="_b")

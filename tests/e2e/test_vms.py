@@ -95,6 +95,7 @@ def test_vms_end_to_end(stack: Stack, hooks: Hooks) -> None:
     tenant = campaign.provision_tenant(stack.gateway_url, ADMIN_TOKEN, "vms-e2e")
     campaign.buy_package(stack.url("billing"), tenant.tenant_id, "VMS", 2)
     client = campaign.sdk_client(stack.gateway_url, tenant.access_key, tenant.secret_key)
+    campaign.approved_filings(client, ("VMS",))  # sending VMS needs the approved VMS enterprise filing
     client.add_vms_call_back(
         AddVmsCallBackRequest(body=AddVmsCallBackRequestBody(url_type=0, callback_url=hooks.url + "/status"))
     )

@@ -63,7 +63,8 @@ def test_smart_send_with_vms_fallback(stack: Stack) -> None:
         population = campaign.Population.synthetic(40, seed=11)
         campaign.seed_devices(stack.url("number-resolver"), population)
         client = campaign.sdk_client(stack.gateway_url, tenant.access_key, tenant.secret_key)
-        pre = campaign.prerequisites(client, callback_url=receipts.url, suffix="_v")
+        # The VMS fallback sends video SMS: the gateway wants the VMS enterprise filing as well as the AIM one.
+        pre = campaign.prerequisites(client, callback_url=receipts.url, suffix="_v", filings=("AIM", "VMS"))
 
         vms_body = CreateVmsTemplateRequestBody(
             expiration_time="30",

@@ -5,8 +5,12 @@ Shared by ``make run`` (the demo), the end-to-end tests and the benchmark:
 - ``provision_tenant``: a tenant with an AK/SK pair (internal admin endpoint of the gateway) and a quota package
 - ``Population``: synthetic subscribers: capable handsets, incapable ones (app too old), unknown devices and
   malformed numbers; the device registry of the number-resolver is seeded with the known ones
-- ``prerequisites``: SMS app, signature, SMS template with the link variable, AIM card template, callback; waits
-  until the reviews approve them
+- ``prerequisites``: the enterprise filing(s) (AIM by default; the gateway refuses to send without an approved
+  filing of the product, ``MAGPIE_REQUIRE_FILINGS``), SMS app, signature, SMS template with the link variable, AIM
+  card template, callback; waits until the reviews approve them
+- ``approved_filings`` / ``Console``: the enterprise filings through Magpie's own (non-SDK) API, signed with the
+  tenant's AK/SK exactly as the SDK signs: materials uploaded, the filing created and submitted, template-review's
+  decision awaited
 - ``send``: the send task (``sms_channel`` + ``resolve_task.params``), then ``wait_until_final``
 - ``Handsets``: plays the handsets' messaging apps: reads what the carrier delivered and resolves the links
 """
@@ -18,12 +22,15 @@ import io
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.sdk_request import SdkRequest
+from huaweicloudsdkcore.signer.signer import Signer
 from huaweicloudsdkkoomessage.v1 import (
     AddAimMsgSignatureRequest,
     AddCallBackRequest,
@@ -174,6 +181,158 @@ def seed_devices(resolver_url: str, population: Population) -> dict[str, Any]:
     return dict(response.json())
 
 
+# --- enterprise filings (Magpie's own API, not in the SDK) ------------------------------------------------------
+class SdkSigner(httpx.Auth):
+    """Signs an httpx request as ``KooMessageClient`` does (SDK-HMAC-SHA256; multipart bodies UNSIGNED-PAYLOAD)."""
+
+    requires_request_body = True
+
+    def __init__(self, credentials: BasicCredentials) -> None:
+        self.credentials = credentials
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raw_query = request.url.query.decode()
+        query = [
+            (unquote(key), unquote(value))
+            for key, _, value in (part.partition("=") for part in raw_query.split("&") if part)
+        ]
+        signed = SdkRequest(
+            method=request.method,
+            schema=request.url.scheme,
+            host=request.url.netloc.decode(),
+            resource_path=request.url.raw_path.decode().split("?")[0],
+            query_params=query,
+            header_params={"Content-Type": request.headers.get("content-type", "application/json")},
+            body=request.content or "",
+        )
+        Signer(self.credentials).sign(signed)
+        for name, value in signed.header_params.items():  # Content-Type, X-Sdk-Date, Authorization, ...
+            if name.lower() != "host":
+                request.headers[name] = str(value)
+        yield request
+
+
+class ConsoleError(RuntimeError):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(
+            f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text}"
+        )
+        self.status_code = response.status_code
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        self.error_code = str(body.get("error_code", ""))
+
+
+class Console:
+    """The tenant's calls to Magpie's own operations (``/v1/magpie/...``), with the AK/SK of an SDK client."""
+
+    def __init__(self, gateway_url: str, credentials: BasicCredentials) -> None:
+        self.gateway_url = gateway_url.rstrip("/")
+        self.auth = SdkSigner(credentials)
+
+    @classmethod
+    def of(cls, client: KooMessageClient) -> Console:
+        """The console of the tenant and gateway of ``client`` (built by ``sdk_client``)."""
+        return cls(client._endpoints[0], client.get_credentials())  # the SDK core has no public endpoint getter
+
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = httpx.request(method, self.gateway_url + path, auth=self.auth, timeout=60, **kwargs)
+        if response.status_code != 200:
+            raise ConsoleError(response)
+        return dict(response.json())
+
+
+FILINGS = "/v1/magpie/filings"
+# The demo shop's enterprise data (shared across its filings; an SA filing needs every field and a certificate type
+# of its own, AIM and VMS filings take BUSINESS_LICENSE by default).
+DEMO_ENTERPRISE = {
+    "enterprise_name": "喜鹊商城有限公司",
+    "credit_code": "91310000MA1K35XY2Q",
+    "contact_name": "张三",
+    "contact_phone": "13900000001",
+    "contact_email": "filing@example.com",
+    "enterprise_type": "ENTERPRISE",
+    "industry": "SHOPPING",
+}
+
+
+def material_pdf(title: str) -> bytes:
+    """A small, valid one-page PDF standing in for a scanned material (the gateway decides types by content)."""
+    text = title.encode("latin-1", "replace").replace(b"(", b"[").replace(b")", b"]")
+    stream = b"BT /F1 18 Tf 72 720 Td (" + text + b") Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def _complete(console: Console, filing: dict[str, Any]) -> dict[str, Any]:
+    """Upload a material for everything the filing still misses; PUT them (a REJECTED filing is resubmitted)."""
+    names = [name for name in filing["missing"] if not name.startswith("enterprise.")]
+    if len(names) != len(filing["missing"]):
+        raise ValueError(f"filing {filing['filing_id']} misses enterprise data: {filing['missing']}")
+    materials = {}
+    for name in names:
+        uploaded = console.call(
+            "POST",
+            "/v1/magpie/filing-files",
+            data={"material": name},
+            files={"file": (f"{name}.pdf", material_pdf(f"Magpie demo shop: {name}"), "application/pdf")},
+        )
+        materials[name] = uploaded["file_id"]
+    if not materials and filing["status"] != "REJECTED":
+        return filing
+    return console.call("PUT", f"{FILINGS}/{filing['filing_id']}", json={"materials": materials})
+
+
+def submit_filing(console: Console, product: str) -> str:
+    """The tenant's filing of ``product`` created (or taken as it is), completed and submitted for review unless
+    it is approved or under review already; its id."""
+    found = console.call("GET", FILINGS, params={"product": product})["filings"]
+    if found:
+        filing = found[0]
+    else:
+        enterprise = {**DEMO_ENTERPRISE, **({"certificate_type": "THREE_IN_ONE"} if product == "SA" else {})}
+        filing = console.call("POST", FILINGS, json={"product": product, "enterprise": enterprise})
+    if filing["status"] in {"DRAFT", "REJECTED"}:
+        filing = _complete(console, filing)
+        if filing["status"] == "DRAFT":
+            filing = console.call("POST", f"{FILINGS}/{filing['filing_id']}/submit")
+    return str(filing["filing_id"])
+
+
+def wait_filing_approved(console: Console, filing_id: str, timeout_s: float = 60) -> None:
+    def approved() -> bool:
+        filing = console.call("GET", f"{FILINGS}/{filing_id}")
+        if filing["status"] == "REJECTED":
+            raise RuntimeError(f"filing {filing_id} was rejected: {filing['review_desc']}")
+        return bool(filing["status"] == "APPROVED")
+
+    _wait(f"filing {filing_id}", approved, timeout_s)
+
+
+def approved_filings(client: KooMessageClient, products: Iterable[str] = ("AIM",)) -> dict[str, str]:
+    """The tenant's approved enterprise filings of ``products`` (product -> filing id), created as needed."""
+    console = Console.of(client)
+    ids = {product: submit_filing(console, product) for product in products}
+    for filing_id in ids.values():
+        wait_filing_approved(console, filing_id)
+    return ids
+
+
 # --- prerequisites ---------------------------------------------------------------------------------------------
 @dataclass
 class Prerequisites:
@@ -184,6 +343,7 @@ class Prerequisites:
     sms_template_id: str
     tpl_id: str
     callback_id: str | None = None
+    filing_ids: dict[str, str] = field(default_factory=dict)  # product -> approved filing
 
 
 def _wait(what: str, check: Callable[[], bool], timeout_s: float = 60) -> None:
@@ -194,7 +354,17 @@ def _wait(what: str, check: Callable[[], bool], timeout_s: float = 60) -> None:
         time.sleep(0.3)
 
 
-def prerequisites(client: KooMessageClient, *, callback_url: str | None = None, suffix: str = "") -> Prerequisites:
+def prerequisites(
+    client: KooMessageClient,
+    *,
+    callback_url: str | None = None,
+    suffix: str = "",
+    filings: Iterable[str] = ("AIM",),
+) -> Prerequisites:
+    """Everything a smart-message send needs, approved. ``filings``: the products whose enterprise filing the
+    sends need (AIM; add VMS for the VMS fallback)."""
+    console = Console.of(client)
+    filing_ids = {product: submit_filing(console, product) for product in filings}  # reviewed meanwhile
     app = client.create_sms_app(CreateSmsAppRequest(body=MsgAppRequest(app_name=f"demo_app{suffix}")))
     sign = "喜鹊商城"
     signature = client.add_aim_msg_signature(
@@ -272,6 +442,8 @@ def prerequisites(client: KooMessageClient, *, callback_url: str | None = None, 
         found = client.list_aim_templates(ListAimTemplatesRequest(tpl_id=tpl_id))
         return any(str(t.tpl_state) == "1" for t in found.templates or [])
 
+    for filing_id in filing_ids.values():
+        wait_filing_approved(console, filing_id)
     _wait("signature", signature_ok)
     _wait("SMS template", template_ok)
     _wait("card template", card_ok)
@@ -283,6 +455,7 @@ def prerequisites(client: KooMessageClient, *, callback_url: str | None = None, 
         sms_template_id=sms_template.template_id,
         tpl_id=tpl_id,
         callback_id=callback_id,
+        filing_ids=filing_ids,
     )
 
 

@@ -52,8 +52,8 @@ def run_demo(stack: Stack, admin_token: str, recipients: int) -> dict[str, objec
         client = campaign.sdk_client(stack.gateway_url, tenant.access_key, tenant.secret_key)
         pre = campaign.prerequisites(client, callback_url=receipts.url)
         say(
-            f"prerequisites approved: app {pre.app_name}, signature 【{pre.sign_name}】, "
-            f"SMS template {pre.sms_template_id}, card {pre.tpl_id}"
+            f"prerequisites approved: enterprise filing {pre.filing_ids['AIM']} (AIM), app {pre.app_name}, "
+            f"signature 【{pre.sign_name}】, SMS template {pre.sms_template_id}, card {pre.tpl_id}"
         )
         started = time.monotonic()
         task_id = campaign.send(client, pre, population)

@@ -35,6 +35,7 @@ from magpie_gateway.auth import Principal, get_principal
 from magpie_gateway.codes import fail
 from magpie_gateway.context import GatewayContext, get_context, request_id
 from magpie_gateway.db import Collections
+from magpie_gateway.filing_gate import require_filing
 from magpie_gateway.pagination import fetch_page, page
 from magpie_gateway.reviews import send_for_review
 from magpie_gateway.sa_media import check_portal_media, check_pub_media, new_resource_id
@@ -116,6 +117,7 @@ async def create_pub_info(
     principal: Principal = Depends(get_principal),
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
+    await require_filing(context, principal.tenant_id, "SA")
     for part in ("pub_request_body", "portal_request_body", "menu_request_body"):
         if part not in body.model_fields_set:
             raise invalid(f"{part} is required")

@@ -67,6 +67,7 @@ from magpie_gateway.auth import Principal, get_principal
 from magpie_gateway.codes import fail
 from magpie_gateway.context import GatewayContext, event_meta, get_context, request_id
 from magpie_gateway.errors import EMPTY_INPUT, SMS_PARAMS_COUNT_MISMATCH, TOO_MANY_MOBILES, ApiError
+from magpie_gateway.filing_gate import require_filing
 from magpie_gateway.reviews import APPROVED
 from magpie_gateway.signatures_api import check_signature_name
 from magpie_gateway.sms_models import (
@@ -391,6 +392,7 @@ async def send_aim_batch_messages(
     principal: Principal = Depends(get_principal),
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
+    await require_filing(context, principal.tenant_id, "AIM")
     created_at = utc_now()
     task_name, extend = check_common(body.task_name, body.extend, created_at)
     entry = await prepare_entry(context, principal.tenant_id, 0, body, body.channel_num, "")
@@ -421,6 +423,7 @@ async def send_aim_batch_different_messages(
     principal: Principal = Depends(get_principal),
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
+    await require_filing(context, principal.tenant_id, "AIM")
     created_at = utc_now()
     task_name, extend = check_common(body.task_name, body.extend, created_at)
     contents = body.sms_content or []

@@ -26,6 +26,7 @@ from magpie_gateway import codes, vms_tasks, vms_templates
 from magpie_gateway.auth import Principal, get_principal
 from magpie_gateway.codes import fail
 from magpie_gateway.context import GatewayContext, event_meta, get_context, request_id
+from magpie_gateway.filing_gate import require_filing
 from magpie_gateway.pagination import fetch_page, page
 from magpie_gateway.reviews import send_for_review
 from magpie_gateway.timefmt import parse_window, utc_now
@@ -166,6 +167,7 @@ async def create_vms_send_task(
     principal: Principal = Depends(get_principal),
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
+    await require_filing(context, principal.tenant_id, "VMS")
     name = required_text("task_name", body.task_name, max_chars=vms_tasks.MAX_TASK_NAME_CHARS)
     tpl_id = required_text("tpl_id", body.tpl_id)
     hours = vms_tasks.expiration_hours(body.expiration_time)
