@@ -121,6 +121,9 @@ class Stack:
             "MAGPIE_SMPP_SYSTEM_ID": SMPP_SYSTEM_ID,
             "MAGPIE_SMPP_PASSWORD": SMPP_PASSWORD,
             "MAGPIE_ALLOW_LOOPBACK_CALLBACKS": "1",
+            # The dev stack sends promotion campaigns at any hour (demos and e2e tests must not wait for 08:00 in
+            # Shanghai); set MAGPIE_MARKETING_WINDOW (e.g. 08:00-21:00, the production default) to try the window.
+            "MAGPIE_MARKETING_WINDOW": os.environ.get("MAGPIE_MARKETING_WINDOW", "00:00-00:00"),
             **(extra_env or {}),
         }
         sim = {
