@@ -19,8 +19,9 @@ packed profile string per number (~53 bytes)                    152.5           
 hash per number, 6 short fields (listpack)                      168.4            168
 =========================================================  ================  ==========
 
-**Per 10,000,000 numbers: about 724 MB of Redis memory** (72.4 B each; 884 MB once more than 10,000 distinct
-profiles exist), plus one MongoDB record per number (the durable copy, not read on the hot path).
+**Per 10,000,000 numbers: about 724 MB of Redis memory** (72.4 B each; 884 MB once profile ids reach 10,000, and
+``make bench`` reports the figure of the run), plus one MongoDB record per number (the durable copy, not read on
+the hot path).
 
 Redis stores integer strings below 10,000 as shared objects, so a number costs its key and dict entry only; the
 profile table adds ~(profile length + 60) bytes per distinct profile (a few thousand in practice). Shared
