@@ -66,10 +66,10 @@ from magpie_gateway.codes import fail, not_found
 from magpie_gateway.console_files import ConsoleFile, UploadedFile
 from magpie_gateway.context import GatewayContext, get_context, request_id
 from magpie_gateway.files import read_upload
-from magpie_gateway.pagination import fetch_page, page
+from magpie_gateway.pagination import PageInfo, fetch_page, page
 from magpie_gateway.reviews import ReviewTarget, register_review_target
 from magpie_gateway.timefmt import iso, parse_window, utc_now
-from magpie_gateway.validation import invalid, regex_filter
+from magpie_gateway.validation import invalid, list_filter, optional_one_of
 
 router = APIRouter(tags=["Short-link domains and jump links"])
 
@@ -129,12 +129,6 @@ class Domain(BaseModel):
     create_time: str | None = Field(None, examples=["2026-11-22T08:00:00Z"])
     update_time: str | None = Field(None, examples=["2026-11-22T08:00:00Z"])
     review_time: str | None = Field(None, examples=["2026-11-22T09:00:00Z"])
-
-
-class PageInfo(BaseModel):
-    offset: int = Field(examples=[0])
-    limit: int = Field(examples=[10])
-    total: int = Field(examples=[1])
 
 
 class DomainList(BaseModel):
@@ -202,16 +196,15 @@ def normalize_domain(value: str) -> str:
     return domain
 
 
-async def _domain_material(context: GatewayContext, tenant_id: str, file_id: str | None) -> dict[str, Any] | None:
+async def _material(
+    context: GatewayContext, tenant_id: str, file_id: str | None, purpose: str
+) -> dict[str, Any] | None:
+    """The stored material file ``material_file_id`` of a domain or jump-link batch (``PURPOSES``), None if none."""
     if not file_id or not file_id.strip():
         return None
+    rule = PURPOSES[purpose]
     stored = await console_files.referenced(
-        context,
-        tenant_id,
-        file_id.strip(),
-        kind=DOMAIN_MATERIAL.kind,
-        accepted=DOMAIN_MATERIAL.extensions,
-        what="material_file_id",
+        context, tenant_id, file_id.strip(), kind=rule.kind, accepted=rule.extensions, what="material_file_id"
     )
     return console_files.file_view(stored)
 
@@ -312,7 +305,7 @@ async def create_domain(
         "domain": domain,
         "name_key": domain,
         "custom_short_code": body.custom_short_code,
-        "material": await _domain_material(context, tenant, body.material_file_id),
+        "material": await _material(context, tenant, body.material_file_id, "domain"),
         "status": PENDING,
         "review_desc": None,
         "revision": 1,
@@ -344,16 +337,12 @@ async def list_domains(
 ) -> dict[str, Any]:
     paging = page(offset, limit)
     tenant = principal.tenant_id
-    query: dict[str, Any] = {"tenant_id": tenant}
-    if status:
-        if status not in STATUSES:
-            raise invalid(f"status must be one of {' | '.join(STATUSES)}")
-        query["status"] = status
-    if domain:
-        query["domain"] = regex_filter(domain.strip().lower())
-    window = parse_window("begin_time", begin_time, "end_time", end_time)
-    if window:
-        query["created_at"] = {"$gte": window[0], "$lte": window[1]}
+    query = list_filter(
+        tenant,
+        equal={"status": optional_one_of("status", status, STATUSES)},
+        contains={"domain": domain and domain.strip()},
+        created=parse_window("begin_time", begin_time, "end_time", end_time),
+    )
     docs, total = await fetch_page(context.collections.domains, query, paging)
     default_id = await _default_domain_id(context, tenant)
     return {"domains": [domain_view(d, default_id) for d in docs], "page_info": paging.info(total)}
@@ -387,7 +376,7 @@ async def update_domain(
     if body.custom_short_code is not None:
         after["custom_short_code"] = body.custom_short_code
     if body.material_file_id is not None:
-        after["material"] = await _domain_material(context, tenant, body.material_file_id)
+        after["material"] = await _material(context, tenant, body.material_file_id, "domain")
     now = utc_now()
     after.update(
         status=PENDING,
@@ -555,20 +544,6 @@ def parse_workbook(data: bytes) -> list[str]:
         workbook.close()
 
 
-async def _jump_material(context: GatewayContext, tenant_id: str, file_id: str | None) -> dict[str, Any] | None:
-    if not file_id or not file_id.strip():
-        return None
-    stored = await console_files.referenced(
-        context,
-        tenant_id,
-        file_id.strip(),
-        kind=JUMP_LINK_MATERIAL.kind,
-        accepted=JUMP_LINK_MATERIAL.extensions,
-        what="material_file_id",
-    )
-    return console_files.file_view(stored)
-
-
 def _text(name: str, value: str, max_chars: int) -> str:
     text = value.strip()
     if not text:
@@ -662,7 +637,7 @@ async def create_jump_links(
     task_name = _text("task_name", body.task_name, MAX_TASK_NAME)
     reason = _text("apply_reason", body.apply_reason, MAX_REASON)
     links, duplicates = manual_links(body.links)
-    material = await _jump_material(context, principal.tenant_id, body.material_file_id)
+    material = await _material(context, principal.tenant_id, body.material_file_id, "jump_link")
     return await _store_batch(
         context,
         principal,
@@ -696,7 +671,7 @@ async def import_jump_links(
     data = await read_upload(file, MAX_XLSX_BYTES)
     if not data:
         raise fail(codes.JUMP_LINKS_INVALID, "the file is empty")
-    material = await _jump_material(context, principal.tenant_id, material_file_id)
+    material = await _material(context, principal.tenant_id, material_file_id, "jump_link")
     links, duplicates = _dedupe(await asyncio.to_thread(parse_workbook, data))
     return await _store_batch(
         context,
@@ -726,20 +701,16 @@ async def list_jump_links(
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
     paging = page(offset, limit)
-    query: dict[str, Any] = {"tenant_id": principal.tenant_id}
-    if task_name:
-        query["task_name"] = regex_filter(task_name.strip())
-    if batch_id:
+    query = list_filter(
+        principal.tenant_id,
+        equal={"status": optional_one_of("status", status, STATUSES)},
+        contains={"task_name": task_name and task_name.strip()},
+        created=parse_window("begin_time", begin_time, "end_time", end_time),
+    )
+    if batch_id:  # given but blank: matches nothing
         query["_id"] = batch_id.strip()
-    if status:
-        if status not in STATUSES:
-            raise invalid(f"status must be one of {' | '.join(STATUSES)}")
-        query["status"] = status
     if link:
         query["links"] = link.strip()
-    window = parse_window("begin_time", begin_time, "end_time", end_time)
-    if window:
-        query["created_at"] = {"$gte": window[0], "$lte": window[1]}
     collection = context.collections.jump_links
     total = await collection.count_documents(query)
     docs = (

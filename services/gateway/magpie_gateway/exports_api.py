@@ -56,9 +56,9 @@ from magpie_gateway.exports_worker import (
     SUCCEEDED,
     ExportWorker,
 )
-from magpie_gateway.pagination import fetch_page, page
+from magpie_gateway.pagination import PageInfo, fetch_page, page
 from magpie_gateway.timefmt import iso, parse_window, utc_now
-from magpie_gateway.validation import invalid, regex_filter
+from magpie_gateway.validation import invalid, list_filter, optional_one_of
 
 router = APIRouter(tags=["Download center"])
 
@@ -104,12 +104,6 @@ class Export(BaseModel):
     expire_time: str | None = Field(
         None, description="the file is removed after this time", examples=["2026-11-29T08:00:09Z"]
     )
-
-
-class PageInfo(BaseModel):
-    offset: int = Field(examples=[0])
-    limit: int = Field(examples=[10])
-    total: int = Field(examples=[1])
 
 
 class ExportList(BaseModel):
@@ -244,22 +238,16 @@ async def list_exports(
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
     paging = page(offset, limit)
-    query: dict[str, Any] = {"tenant_id": principal.tenant_id}
-    if state:
-        if state not in STATES:
-            raise invalid(f"state must be one of {' | '.join(STATES)}")
-        query["state"] = state
-    if export_type:
-        if export_type not in EXPORT_TYPES:
-            raise invalid(f"export_type must be one of {' | '.join(EXPORT_TYPES)}")
-        query["export_type"] = export_type
-    if file_name:
-        query["file_name"] = regex_filter(file_name.strip())
-    if downloaded is not None:
-        query["downloaded"] = downloaded
-    window = parse_window("begin_time", begin_time, "end_time", end_time)
-    if window:
-        query["created_at"] = {"$gte": window[0], "$lte": window[1]}
+    query = list_filter(
+        principal.tenant_id,
+        equal={
+            "state": optional_one_of("state", state, STATES),
+            "export_type": optional_one_of("export_type", export_type, EXPORT_TYPES),
+            "downloaded": downloaded,
+        },
+        contains={"file_name": file_name and file_name.strip()},
+        created=parse_window("begin_time", begin_time, "end_time", end_time),
+    )
     docs, total = await fetch_page(context.collections.exports, query, paging)
     return {"exports": [export_view(d) for d in docs], "page_info": paging.info(total)}
 

@@ -48,6 +48,7 @@ from magpie_common.config import env_float, env_int
 from magpie_common.ids import new_id
 from magpie_gateway.console_files import GeneratedFiles
 from magpie_gateway.context import GatewayContext
+from magpie_gateway.periodic import PeriodicWorker
 from magpie_gateway.read_model import SMART, array, recipient_view
 from magpie_gateway.tasks import task_counts, task_view
 from magpie_gateway.timefmt import iso, utc_now
@@ -258,9 +259,12 @@ def task_row(task: dict[str, Any], counts: dict[str, int]) -> list[Any]:
     return [values[c] for c in COLUMNS[SEND_TASKS]]
 
 
-class ExportWorker:
+class ExportWorker(PeriodicWorker):
     """Claims and runs export jobs until ``stop()``; has the ``run``/``stop``/``ready`` of a consumer loop so the
-    gateway runs it with its loops."""
+    gateway runs it with its loops (``periodic.PeriodicWorker``); ``wake()``: a job was created or retried on this
+    replica, look now instead of at the next poll."""
+
+    failure_message = "export worker iteration failed"
 
     def __init__(
         self,
@@ -271,49 +275,30 @@ class ExportWorker:
         max_rows: int | None = None,
         retention_days: float | None = None,
     ) -> None:
+        super().__init__(poll_s if poll_s is not None else env_float("MAGPIE_EXPORT_POLL_S", 2.0))
         self._context = context
         self._c = context.collections
         self._files = GeneratedFiles(context.collections.database)
-        self.poll_s = poll_s if poll_s is not None else env_float("MAGPIE_EXPORT_POLL_S", 2.0)
         self.lease = timedelta(seconds=lease_s if lease_s is not None else env_float("MAGPIE_EXPORT_LEASE_S", 60.0))
         self.max_rows = max_rows if max_rows is not None else env_int("MAGPIE_EXPORT_MAX_ROWS", 1_000_000)
         days = retention_days if retention_days is not None else env_float("MAGPIE_EXPORT_RETENTION_DAYS", 7.0)
         self.retention = timedelta(days=days)
         self.name = new_id("W")
-        self.ready = False
-        self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
         self._next_cleanup = utc_now()
 
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
+    @property
+    def poll_s(self) -> float:
+        """Seconds between looks for a job when none is waiting (``wake()`` looks at once)."""
+        return self.interval_s
 
-    def wake(self) -> None:
-        """A job was created or retried on this replica: look now instead of at the next poll."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        self.ready = True
-        try:
-            while not self._stopping.is_set():
-                try:
-                    job = await self.claim()
-                    if job is not None:
-                        await self.process(job)
-                        continue
-                    await self.cleanup()
-                except Exception:
-                    log.exception("export worker iteration failed")
-                self._wake.clear()
-                if self._stopping.is_set():  # stop() during the iteration: its wake-up was just cleared
-                    break
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
-                except TimeoutError:
-                    pass
-        finally:
-            self.ready = False
+    async def round(self) -> bool:
+        """Run one claimed job (and look for the next at once), or clean up and wait for the next poll."""
+        job = await self.claim()
+        if job is not None:
+            await self.process(job)
+            return True
+        await self.cleanup()
+        return False
 
     async def claim(self) -> dict[str, Any] | None:
         now = utc_now()
@@ -400,7 +385,7 @@ class ExportWorker:
         EXPORTS_DONE.labels(export_type, "succeeded").inc()
 
     async def _heartbeat(self, job: dict[str, Any], state: dict[str, datetime]) -> None:
-        if self._stopping.is_set():
+        if self.stopping:
             raise _Stopping
         now = utc_now()
         if now - state["renewed"] < self.lease / 3:

@@ -72,10 +72,10 @@ from magpie_gateway.codes import fail, not_found
 from magpie_gateway.console_files import ConsoleFile, UploadedFile
 from magpie_gateway.context import GatewayContext, get_context, request_id
 from magpie_gateway.errors import ApiError
-from magpie_gateway.pagination import fetch_page, page
+from magpie_gateway.pagination import PageInfo, fetch_page, page
 from magpie_gateway.reviews import ReviewTarget, register_review_target
 from magpie_gateway.timefmt import iso, parse_window, utc_now
-from magpie_gateway.validation import invalid
+from magpie_gateway.validation import invalid, list_filter, optional_one_of
 
 router = APIRouter(tags=["Enterprise filings"])
 
@@ -265,12 +265,6 @@ class Filing(BaseModel):
     update_time: str | None = Field(None, examples=["2026-11-22T08:00:00Z"])
     submit_time: str | None = Field(None, examples=["2026-11-22T08:00:00Z"])
     review_time: str | None = Field(None, examples=["2026-11-22T09:00:00Z"])
-
-
-class PageInfo(BaseModel):
-    offset: int = Field(examples=[0])
-    limit: int = Field(examples=[10])
-    total: int = Field(examples=[1])
 
 
 class FilingList(BaseModel):
@@ -558,18 +552,14 @@ async def list_filings(
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
     paging = page(offset, limit)
-    query: dict[str, Any] = {"tenant_id": principal.tenant_id}
-    if product:
-        if product not in PRODUCTS:
-            raise invalid(f"product must be one of {' | '.join(PRODUCTS)}")
-        query["product"] = product
-    if status:
-        if status not in STATUSES:
-            raise invalid(f"status must be one of {' | '.join(STATUSES)}")
-        query["status"] = status
-    window = parse_window("begin_time", begin_time, "end_time", end_time)
-    if window:
-        query["created_at"] = {"$gte": window[0], "$lte": window[1]}
+    query = list_filter(
+        principal.tenant_id,
+        equal={
+            "product": optional_one_of("product", product, PRODUCTS),
+            "status": optional_one_of("status", status, STATUSES),
+        },
+        created=parse_window("begin_time", begin_time, "end_time", end_time),
+    )
     docs, total = await fetch_page(context.collections.filings, query, paging)
     return {"filings": [filing_view(d) for d in docs], "page_info": paging.info(total)}
 

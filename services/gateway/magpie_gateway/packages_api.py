@@ -59,9 +59,9 @@ from magpie_gateway.codes import fail, not_found
 from magpie_gateway.console_billing import BillingClient
 from magpie_gateway.context import GatewayContext, get_context
 from magpie_gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
-from magpie_gateway.pagination import page
+from magpie_gateway.pagination import PageInfo, page
 from magpie_gateway.timefmt import iso, utc_now
-from magpie_gateway.validation import invalid
+from magpie_gateway.validation import optional_one_of
 
 router = APIRouter(tags=["Packages"])
 
@@ -169,12 +169,6 @@ class Package(BaseModel):
     expires_at: str | None = Field(None, examples=["2027-11-22T08:00:00Z"])
     quotas: list[PackageQuota]
     create_time: str | None = Field(None, examples=["2026-11-22T08:00:00Z"])
-
-
-class PageInfo(BaseModel):
-    offset: int = Field(examples=[0])
-    limit: int = Field(examples=[10])
-    total: int = Field(examples=[1])
 
 
 class PackageList(BaseModel):
@@ -353,10 +347,8 @@ async def list_packages(
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
     paging = page(offset, limit)
-    if package_type and package_type not in OFFERS:
-        raise invalid(f"package_type must be one of {' | '.join(OFFERS)}")
-    if status and status not in STATUSES:
-        raise invalid(f"status must be one of {' | '.join(STATUSES)}")
+    package_type = optional_one_of("package_type", package_type, OFFERS)
+    status = optional_one_of("status", status, STATUSES)
     rows = await _rows(context, principal.tenant_id)
     if package_type:
         rows = [r for r in rows if r["package_type"] == package_type]

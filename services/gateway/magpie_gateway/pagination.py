@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, Field
 from pymongo.asynchronous.collection import AsyncCollection
 
 from magpie_gateway.errors import INVALID_PARAMETER, ApiError
@@ -14,6 +15,14 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 # KooMessage: "offset+limit must be <= 10000; beyond that the query answers empty" (send tasks and details).
 MAX_WINDOW = 10_000
+
+
+class PageInfo(BaseModel):
+    """The response model of ``Page.info`` (the console's list endpoints)."""
+
+    offset: int = Field(examples=[0])
+    limit: int = Field(examples=[10])
+    total: int = Field(examples=[1])
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from magpie_gateway.resolve_task_models import (
 from magpie_gateway.resolve_tasks import OK, TASK_PREFIX, create, detail_view, list_view
 from magpie_gateway.tasks import STATE_COMPLETED, STATE_SUCCESS
 from magpie_gateway.timefmt import iso, iso_from_ms, parse_window, utc_now
-from magpie_gateway.validation import invalid, regex_filter
+from magpie_gateway.validation import invalid, list_filter
 
 router = APIRouter(tags=["AIM resolution tasks"])
 
@@ -152,15 +152,11 @@ async def list_resolve_tasks(
     paging = page(offset, limit, default_limit=DEFAULT_LIMIT)
     tenant = principal.tenant_id
     c = context.collections
-    query: dict[str, Any] = {"tenant_id": tenant}
-    if task_id:
+    query = list_filter(tenant, contains={"task_name": task_name, "tpl_name": tpl_name})
+    if task_id:  # given but blank: matches nothing
         query["_id"] = task_id.strip()
-    if task_name:
-        query["task_name"] = regex_filter(task_name)
     if tpl_id:
         query["tpl_id"] = tpl_id.strip()
-    if tpl_name:
-        query["tpl_name"] = regex_filter(tpl_name)
     link_query: dict[str, Any] = {}
     if cust_flag:
         link_query["cust_flag"] = cust_flag.strip()
@@ -207,6 +203,19 @@ class DetailFilter:
     status: str | None
     window: tuple[datetime, datetime] | None
     now: datetime
+
+    def query(self, *, task_id: str, sms_sign: str, cust_flag: str | None = None) -> dict[str, Any]:
+        """The filter both sources share, the fields named as in the source's documents (values are already
+        normalized: None or non-blank)."""
+        equal = {task_id: self.task_id, "tpl_id": self.tpl_id, sms_sign: self.sms_sign}
+        if cust_flag is not None:
+            equal[cust_flag] = self.cust_flag
+        return list_filter(
+            self.tenant_id,
+            equal=equal,
+            contains={"task_name": self.task_name, "tpl_name": self.tpl_name},
+            created=self.window,
+        )
 
 
 @router.get("/v1/aim/resolve-details", response_model=ListAimResolveDetailsResponse, summary="list_aim_resolve_details")
@@ -274,23 +283,9 @@ class ResolveLinkRows:
         f = self.f
         if f.task_id is not None and not f.task_id.startswith(TASK_PREFIX):
             return None  # a send task's id
-        query: dict[str, Any] = {"tenant_id": f.tenant_id}
-        if f.task_id:
-            query["task_id"] = f.task_id
-        if f.task_name:
-            query["task_name"] = regex_filter(f.task_name)
-        if f.tpl_id:
-            query["tpl_id"] = f.tpl_id
-        if f.tpl_name:
-            query["tpl_name"] = regex_filter(f.tpl_name)
-        if f.cust_flag:
-            query["cust_flag"] = f.cust_flag
-        if f.sms_sign:
-            query["sms_signs"] = f.sms_sign
-        if f.aim_url:
+        query = f.query(task_id="task_id", sms_sign="sms_signs", cust_flag="cust_flag")
+        if f.aim_url:  # a link address without a code: matches nothing
             query["code"] = _code_of(f.aim_url)
-        if f.window is not None:
-            query["created_at"] = {"$gte": f.window[0], "$lte": f.window[1]}
         if f.status == "success":
             query["resolved_times"] = {"$gt": 0}
         elif f.status == "unresolved":
@@ -331,19 +326,8 @@ class SendTaskRows:
         f = self.f
         if f.aim_url or (f.task_id is not None and f.task_id.startswith(TASK_PREFIX)):
             return None
-        query: dict[str, Any] = {"tenant_id": f.tenant_id, "state": {"$in": [STATE_SUCCESS, STATE_COMPLETED]}}
-        if f.task_id:
-            query["_id"] = f.task_id
-        if f.task_name:
-            query["task_name"] = regex_filter(f.task_name)
-        if f.tpl_id:
-            query["tpl_id"] = f.tpl_id
-        if f.tpl_name:
-            query["tpl_name"] = regex_filter(f.tpl_name)
-        if f.sms_sign:
-            query["sms_sign"] = f.sms_sign
-        if f.window is not None:
-            query["created_at"] = {"$gte": f.window[0], "$lte": f.window[1]}
+        query = f.query(task_id="_id", sms_sign="sms_sign")
+        query["state"] = {"$in": [STATE_SUCCESS, STATE_COMPLETED]}
         return query
 
     async def _load(self) -> list[dict[str, Any]]:

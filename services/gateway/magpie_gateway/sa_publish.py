@@ -58,6 +58,7 @@ from magpie_common.ids import stable_id
 from magpie_common.topics import SA_PUBLISHED
 from magpie_gateway.context import GatewayContext, event_meta
 from magpie_gateway.db import Collections
+from magpie_gateway.periodic import PeriodicWorker
 from magpie_gateway.timefmt import to_ms, utc_now
 
 log = logging.getLogger(__name__)
@@ -359,48 +360,29 @@ async def publish(context: GatewayContext, pub_id: str, *, trace_id: str = "", t
         # else: a change arrived while we produced: publish again.
 
 
-class SaPublicationWorker:
-    """Publishes the pending snapshots periodically, and re-checks every service number once at start."""
+class SaPublicationWorker(PeriodicWorker):
+    """Publishes the pending snapshots periodically, and re-checks every service number once at start (the loop:
+    ``periodic.PeriodicWorker``)."""
+
+    failure_message = "service-number publication round failed; retrying later"
 
     def __init__(
         self, context: GatewayContext, *, interval_s: float | None = None, republish: str | None = None
     ) -> None:
+        super().__init__(interval_s if interval_s is not None else env_float("MAGPIE_SA_PUBLISH_INTERVAL_S", 30.0))
         self.context = context
-        self.interval_s = interval_s if interval_s is not None else env_float("MAGPIE_SA_PUBLISH_INTERVAL_S", 30.0)
         mode = (republish if republish is not None else env_str("MAGPIE_SA_REPUBLISH", "changed")).strip().lower()
         if mode not in REPUBLISH_MODES:
             raise ValueError(f"MAGPIE_SA_REPUBLISH must be one of {', '.join(REPUBLISH_MODES)}, got {mode!r}")
         self.republish = mode
         self.startup_done = mode == "off"
-        self.ready = False
-        self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
 
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        self.ready = True
-        try:
-            while not self._stopping.is_set():
-                try:
-                    if not self.startup_done:
-                        await self.recheck_all(force=self.republish == "all")
-                        self.startup_done = True
-                    await self.publish_pending()
-                except Exception:
-                    log.exception("service-number publication round failed; retrying later")
-                self._wake.clear()
-                if self._stopping.is_set():  # stop() during the round: its wake-up was just cleared
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval_s)
-        finally:
-            self.ready = False
+    async def round(self) -> bool:
+        if not self.startup_done:
+            await self.recheck_all(force=self.republish == "all")
+            self.startup_done = True
+        await self.publish_pending()
+        return False
 
     async def publish_pending(self) -> int:
         """Publish every pending service number whose lease is free; the number of snapshots produced."""
@@ -411,7 +393,7 @@ class SaPublicationWorker:
         ).to_list(None)
         produced = 0
         for doc in docs:
-            if self._stopping.is_set():
+            if self.stopping:
                 break
             try:
                 produced += await publish(self.context, doc["_id"], trigger="pending")
@@ -428,7 +410,7 @@ class SaPublicationWorker:
         marked = 0
         query = {"$or": [{"live": {"$ne": None}}, {"published_version": {"$exists": True}}]}
         async for doc in c.sa_pubs.find(query):
-            if self._stopping.is_set():
+            if self.stopping:
                 break
             if not force:
                 built = await builder.build(doc, int(doc.get("publish_version") or 0))

@@ -27,7 +27,7 @@ from magpie_gateway.read_model import BATCH_SIZE, batch_id, recipient_view
 from magpie_gateway.task_models import ListAimSendDetailsResponse
 from magpie_gateway.tasks import STATE_COMPLETED, STATE_SUCCESS
 from magpie_gateway.timefmt import parse_window, utc_now
-from magpie_gateway.validation import invalid
+from magpie_gateway.validation import invalid, list_filter
 
 router = APIRouter(tags=["Send tasks"])
 
@@ -48,12 +48,11 @@ async def list_aim_send_details(
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
     paging = page(offset, limit)
-    query: dict[str, Any] = {"tenant_id": principal.tenant_id, "state": {"$in": [STATE_SUCCESS, STATE_COMPLETED]}}
-    if task_id:
-        query["_id"] = task_id
-    if tpl_id:
-        query["tpl_id"] = tpl_id
-    if sms_sign:
+    query = list_filter(
+        principal.tenant_id,
+        equal={"state": {"$in": [STATE_SUCCESS, STATE_COMPLETED]}, "_id": task_id, "tpl_id": tpl_id},
+    )
+    if sms_sign:  # only brackets: matches nothing
         query["sms_sign"] = sms_sign.strip().strip("【】")
     window = parse_window("begin_time", begin_time, "end_time", end_time)
     if window:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +42,16 @@ def one_of(name: str, value: str | None, allowed: tuple[str, ...], *, default: s
     return value
 
 
+def optional_one_of(name: str, value: str | None, allowed: Collection[str]) -> str | None:
+    """An optional choice (a list filter): None when not given (None or ""), else ``value`` if it is one of
+    ``allowed``, otherwise 400 "``name`` must be one of a | b"."""
+    if not value:
+        return None
+    if value not in allowed:
+        raise invalid(f"{name} must be one of {' | '.join(allowed)}")
+    return value
+
+
 def regex_filter(value: str) -> dict[str, Any]:
     """A case-insensitive "contains" filter for a name query parameter."""
     return {"$regex": re.escape(value), "$options": "i"}
@@ -53,9 +63,11 @@ def list_filter(
     equal: Mapping[str, Any] | None = None,
     contains: Mapping[str, str | None] | None = None,
     created: tuple[datetime, datetime] | None = None,
+    within: Mapping[str, tuple[datetime, datetime] | None] | None = None,
 ) -> dict[str, Any]:
     """The MongoDB filter of a list endpoint: always the tenant, then every given (non-empty) ``equal`` value, a
-    case-insensitive "contains" for every given ``contains`` value, and the creation window when there is one."""
+    case-insensitive "contains" for every given ``contains`` value, the creation window when there is one (as
+    ``timefmt.parse_window`` gives it) and, likewise, the window of every other time field in ``within``."""
     query: dict[str, Any] = {"tenant_id": tenant_id}
     for field, value in (equal or {}).items():
         if value is not None and value != "":
@@ -63,6 +75,7 @@ def list_filter(
     for field, text in (contains or {}).items():
         if text:
             query[field] = regex_filter(text)
-    if created is not None:
-        query["created_at"] = {"$gte": created[0], "$lte": created[1]}
+    for field, window in {"created_at": created, **(within or {})}.items():
+        if window is not None:
+            query[field] = {"$gte": window[0], "$lte": window[1]}
     return query

@@ -31,7 +31,7 @@ from magpie_gateway.pagination import fetch_page, page
 from magpie_gateway.reviews import send_for_review
 from magpie_gateway.timefmt import parse_window, utc_now
 from magpie_gateway.urls import UrlRejected, check_public_url
-from magpie_gateway.validation import invalid, optional_text, regex_filter, required_text
+from magpie_gateway.validation import invalid, list_filter, optional_one_of, optional_text, required_text
 from magpie_gateway.vms_models import (
     AddVmsCallBackRequestBody,
     AddVmsCallBackResponse,
@@ -146,15 +146,12 @@ async def list_vms_template_status(
     window = parse_window("begin_time", begin_time, "end_time", end_time)
     if tpl_type == "public":  # Magpie has no public VMS templates
         return ok({"templates": [], "page_info": paging.info(0)})
-    query: dict[str, Any] = {"tenant_id": principal.tenant_id}
-    if tpl_id:
-        query["_id"] = tpl_id
-    if tpl_name:
-        query["tpl_name"] = regex_filter(tpl_name)
-    if has_param is not None:
-        query["has_param"] = has_param
-    if window:
-        query["created_at"] = {"$gte": window[0], "$lte": window[1]}
+    query = list_filter(
+        principal.tenant_id,
+        equal={"_id": tpl_id, "has_param": has_param},
+        contains={"tpl_name": tpl_name},
+        created=window,
+    )
     docs, total = await fetch_page(context.collections.vms_templates, query, paging)
     return ok({"templates": [vms_templates.template_view(d) for d in docs], "page_info": paging.info(total)})
 
@@ -210,27 +207,18 @@ async def list_vms_send_tasks(
     context: GatewayContext = Depends(get_context),
 ) -> dict[str, Any]:
     paging = page(offset, limit)
-    if task_status and task_status not in vms_tasks.TASK_STATES:
-        raise invalid(f"task_status must be one of {' | '.join(vms_tasks.TASK_STATES)}")
-    query: dict[str, Any] = {"tenant_id": principal.tenant_id}
-    if task_name:
-        query["task_name"] = regex_filter(task_name)
-    if task_id:
-        query["_id"] = task_id
-    if tpl_id:
-        query["tpl_id"] = tpl_id
-    if tpl_name:
-        query["tpl_name"] = regex_filter(tpl_name)
-    if operator:
-        query["operator"] = operator
-    if task_status:
-        query["task_state"] = task_status
-    created = parse_window("begin_time", begin_time, "end_time", end_time)
-    if created:
-        query["created_at"] = {"$gte": created[0], "$lte": created[1]}
-    sent = parse_window("send_begin_time", send_begin_time, "send_end_time", send_end_time)
-    if sent:
-        query["send_time"] = {"$gte": sent[0], "$lte": sent[1]}
+    query = list_filter(
+        principal.tenant_id,
+        equal={
+            "task_state": optional_one_of("task_status", task_status, vms_tasks.TASK_STATES),
+            "_id": task_id,
+            "tpl_id": tpl_id,
+            "operator": operator,
+        },
+        contains={"task_name": task_name, "tpl_name": tpl_name},
+        created=parse_window("begin_time", begin_time, "end_time", end_time),
+        within={"send_time": parse_window("send_begin_time", send_begin_time, "send_end_time", send_end_time)},
+    )
     c = context.collections.vms_tasks
     total = await c.count_documents(query)
     docs: list[dict[str, Any]] = []
