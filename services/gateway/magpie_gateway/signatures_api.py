@@ -44,7 +44,7 @@ from magpie_gateway.sms_models import (
     UpdateAimMsgSignatureResponse,
     UploadAimMsgSignatureFileResponse,
 )
-from magpie_gateway.sms_reviews import resubmit_for_review
+from magpie_gateway.sms_reviews import rejected_for_edit, resubmit_for_review
 from magpie_gateway.timefmt import iso, parse_window, utc_now
 from magpie_gateway.validation import invalid, list_filter, one_of, optional_text
 
@@ -273,11 +273,7 @@ async def update_aim_msg_signature(
 ) -> dict[str, Any]:
     c = context.collections
     tenant = principal.tenant_id
-    previous = await c.signatures.find_one({"_id": signature_id, "tenant_id": tenant})
-    if previous is None:
-        raise not_found(f"SMS signature {signature_id}")
-    if previous["status"] != REJECTED:
-        raise fail(codes.NOT_MODIFIABLE, f"signature {signature_id} is {previous['status']}")
+    previous = await rejected_for_edit(c.signatures, signature_id, tenant, what="signature", state_field="status")
     if body.app_id is not None and body.app_id != previous["app_id"]:
         raise invalid("app_id cannot be changed (create a signature in the other app)")
     changes: dict[str, Any] = {}

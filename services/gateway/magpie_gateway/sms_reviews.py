@@ -13,8 +13,23 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from magpie.v1 import template_pb2
 from magpie_common.topics import TEMPLATE_SUBMITTED
+from magpie_gateway import codes
+from magpie_gateway.codes import fail, not_found
 from magpie_gateway.context import GatewayContext, event_meta
-from magpie_gateway.reviews import submitted_event_id
+from magpie_gateway.reviews import REJECTED, submitted_event_id
+
+
+async def rejected_for_edit(
+    collection: AsyncCollection, subject_id: str, tenant_id: str, *, what: str, state_field: str
+) -> dict[str, Any]:
+    """The tenant's document to modify: 404 when unknown (or another tenant's), KM.00000470 unless REJECTED (only
+    a rejected signature or template may be modified, as in KooMessage)."""
+    previous = await collection.find_one({"_id": subject_id, "tenant_id": tenant_id})
+    if previous is None:
+        raise not_found(f"SMS {what} {subject_id}")
+    if previous[state_field] != REJECTED:
+        raise fail(codes.NOT_MODIFIABLE, f"{what} {subject_id} is {previous[state_field]}")
+    return previous
 
 
 async def resubmit_for_review(

@@ -38,7 +38,7 @@ from magpie_gateway.sms_models import (
     UpdateAimMsgTemplateResponse,
     VariableAttributes,
 )
-from magpie_gateway.sms_reviews import resubmit_for_review
+from magpie_gateway.sms_reviews import rejected_for_edit, resubmit_for_review
 from magpie_gateway.sms_variables import VARIABLE_TYPES, link_variable, variable_list, variable_types, variables
 from magpie_gateway.timefmt import iso, parse_window, utc_now
 from magpie_gateway.validation import invalid, list_filter, one_of, optional_text, required_text
@@ -206,11 +206,7 @@ async def update_aim_msg_template(
 ) -> dict[str, Any]:
     c = context.collections
     tenant = principal.tenant_id
-    previous = await c.sms_templates.find_one({"_id": template_id, "tenant_id": tenant})
-    if previous is None:
-        raise not_found(f"SMS template {template_id}")
-    if previous["flow_status"] != REJECTED:
-        raise fail(codes.NOT_MODIFIABLE, f"template {template_id} is {previous['flow_status']}")
+    previous = await rejected_for_edit(c.sms_templates, template_id, tenant, what="template", state_field="flow_status")
     if body.universal_template not in (None, "", "0"):
         raise fail(codes.NOT_SUPPORTED, "universal templates")
     changes: dict[str, Any] = {}
