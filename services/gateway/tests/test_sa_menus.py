@@ -3,6 +3,7 @@ approved version stays live), pushing ("催审"), the frozen state; and the refu
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 
@@ -134,6 +135,9 @@ async def test_menus_and_homepages_through_the_sdk(served: tuple[str, Harness]) 
     assert "https://shop.example.com/vip" in next(m for m in sent if m.subject == MENU and m.revision == 2).texts
     await harness.review(MENU, menu_id, revision=2)
     await until(lambda: client.list_menus(ListMenusRequest(menu_id=menu_id)).data.data[0].approve_state == 2)
+    # The same signed POST within the same second as the SDK's push above would be refused as a replay (the
+    # signature covers method, path, body and X-Sdk-Date, which has a one-second resolution).
+    await asyncio.sleep(1.1)
     async with harness.client(tenant) as http:
         assert "already approved" in error(await http.post(f"/v1/aim-sa/menus/{menu_id}/push"), 400, "KM.00000493")
 
@@ -193,6 +197,7 @@ async def test_menus_and_homepages_through_the_sdk(served: tuple[str, Harness]) 
     assert len(pushed_portal.data.data.log_id) == 32 and pushed_portal.data.data.message
     await harness.review(PORTAL, portal_id, revision=2, approved=False, reason="图片不清晰")
     await until(lambda: client.list_portal_infos(ListPortalInfosRequest()).data.portals[0].approve_state == 3)
+    await asyncio.sleep(1.1)  # not the same second as the SDK's push above (it would be a replay)
     async with harness.client(tenant) as http:
         assert "rejected" in error(await http.post(f"/v1/aim-sa/portals/{portal_id}/push"), 400, "KM.00000493")
 
