@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 
 
-class PeriodicWorker:
+class PeriodicWorker(ABC):
     """Subclasses implement ``round()`` and may set ``failure_message`` (logged with the traceback of a failed
     round, by the logger of the subclass's module); long rounds should look at ``stopping`` between steps."""
 
@@ -38,9 +39,9 @@ class PeriodicWorker:
         """Start the next round now instead of after the interval."""
         self._wake.set()
 
+    @abstractmethod
     async def round(self) -> bool:
         """One round of work; True when more work is waiting (the next round starts at once)."""
-        raise NotImplementedError
 
     async def run(self) -> None:
         self.ready = True
