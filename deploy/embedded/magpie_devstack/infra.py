@@ -43,6 +43,8 @@ PROFILES = {
     "run": Profile(kafka_port=19092, mongodb_port=27027, redis_port=16379),
     # make test (so a running demo and the test suite never share data)
     "test": Profile(kafka_port=29092, mongodb_port=37027, redis_port=26379),
+    # make bench (measures on its own infrastructure, so a test run never shares a broker with it)
+    "bench": Profile(kafka_port=39192, mongodb_port=47027, redis_port=36379),
 }
 
 

@@ -26,7 +26,7 @@ from magpie_common.topics import ensure_topics
 from magpie_devstack.infra import REPO_ROOT, Infra, env_for
 from magpie_devstack.namespace import drop_namespace
 
-_RESERVED_PORTS = {19092, 27027, 16379, 29092, 37027, 26379}
+_RESERVED_PORTS = {19092, 27027, 16379, 29092, 37027, 26379, 39192, 47027, 36379}
 _taken: set[int] = set()
 
 
