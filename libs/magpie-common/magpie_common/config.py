@@ -7,6 +7,8 @@ The same variables switch every service to external clusters:
 - ``MONGODB_DB``        database name prefix; each service uses ``<prefix>_<service>``
 - ``REDIS_URL``         Redis URL (default: the embedded redis-server)
 - ``MAGPIE_TOPIC_PREFIX`` prefix of every Kafka topic (default ``magpie.``)
+- ``KAFKA_ENABLE_IDEMPOTENCE`` idempotent producer (default on; off only for a broker without it)
+- ``KAFKA_SESSION_TIMEOUT_MS`` consumer-group session timeout (default 10000)
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class Settings:
     kafka_sasl_mechanism: str = field(default_factory=lambda: env_str("KAFKA_SASL_MECHANISM", ""))
     kafka_sasl_username: str = field(default_factory=lambda: env_str("KAFKA_SASL_USERNAME", ""))
     kafka_sasl_password: str = field(default_factory=lambda: env_str("KAFKA_SASL_PASSWORD", ""))
+    kafka_enable_idempotence: bool = field(default_factory=lambda: env_bool("KAFKA_ENABLE_IDEMPOTENCE", True))
+    kafka_session_timeout_ms: int = field(default_factory=lambda: env_int("KAFKA_SESSION_TIMEOUT_MS", 10000))
     log_level: str = field(default_factory=lambda: env_str("MAGPIE_LOG_LEVEL", "INFO"))
 
     def db_name(self, service: str) -> str:

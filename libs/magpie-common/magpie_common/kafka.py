@@ -74,7 +74,8 @@ class Decoded(Generic[M]):
 
 
 class EventProducer:
-    """An idempotent producer (acks=all) that sends protobuf messages and awaits their durability."""
+    """A producer (acks=all, idempotent unless ``KAFKA_ENABLE_IDEMPOTENCE`` is off) that sends protobuf messages and
+    awaits their durability."""
 
     def __init__(self, settings: Settings, client_id: str) -> None:
         self.settings = settings
@@ -82,7 +83,7 @@ class EventProducer:
             **settings.kafka_client_options(),  # type: ignore[arg-type]
             client_id=client_id,
             acks="all",
-            enable_idempotence=True,
+            enable_idempotence=settings.kafka_enable_idempotence,
             linger_ms=5,
             max_batch_size=1 << 20,
             max_request_size=8 << 20,
@@ -164,8 +165,8 @@ class ConsumerLoop(Generic[M]):
             client_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest" if self.from_beginning else "latest",
-            session_timeout_ms=10000,
-            heartbeat_interval_ms=1000,
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=min(1000, self.settings.kafka_session_timeout_ms // 3),
             max_poll_interval_ms=300000,
             max_partition_fetch_bytes=4 << 20,
             fetch_max_bytes=16 << 20,

@@ -91,7 +91,10 @@ async def test_uncommitted_batch_is_replayed_to_the_next_owner(settings: Setting
     for no in range(5):
         await producer.send(RECIPIENTS, f"task-{no}", batch(f"task-{no}", no))
 
+    failed_once = asyncio.Event()
+
     async def failing(items: Sequence[Decoded[task_pb2.RecipientBatch]]) -> None:
+        failed_once.set()
         raise ConnectionError("database unreachable")  # transient: retried until the service stops
 
     loop = ConsumerLoop(
@@ -104,7 +107,8 @@ async def test_uncommitted_batch_is_replayed_to_the_next_owner(settings: Setting
         retry_backoff_s=0.01,
     )
     runner = asyncio.create_task(loop.run())
-    await asyncio.sleep(3)
+    await asyncio.wait_for(failed_once.wait(), 60)  # joined the group, fetched, and is retrying
+    await asyncio.sleep(0.5)
     loop.stop()
     await asyncio.wait_for(runner, 15)
 
@@ -122,7 +126,7 @@ async def test_uncommitted_batch_is_replayed_to_the_next_owner(settings: Setting
         producer=producer,
     )
     runner2 = asyncio.create_task(loop2.run())
-    for _ in range(100):
+    for _ in range(600):  # a group join may take a broker's rebalance delay
         if len(got) >= 5:
             break
         await asyncio.sleep(0.1)
