@@ -30,14 +30,82 @@ from magpie.v1 import dispatch_pb2
 from magpie_common.config import Settings
 from magpie_dispatcher.records import STATE_PENDING, MessageRecord
 
-# Claim a message before its submit_sm: SET NX returning the existing claim; a new claim also registers the
-# msg_id under its destination (for receipts that arrive before the submit_sm_resp is recorded).
+# Every hot operation is ONE script call for a whole chunk (or receipt batch): one command to pack, one reply to
+# parse, one round trip, atomic. Per-key commands in a pipeline cost far more on the client (redis-py packs and parses
+# each command in Python) than the work Redis does. Like the MULTI/EXEC and MGET they replace, the scripts touch many
+# keys: a single Redis (or a cluster with hash tags making the keys share a slot), as before.
+
+# Claim messages before their submit_sm: SET NX GET of each claim, returning the existing claim; a new claim also
+# registers the msg_id under its destination (receipts that arrive before the submit_sm_resp is recorded).
+# KEYS: sub1, pend1, sub2, pend2, ...; ARGV: ttl, record1, msg_id1, record2, msg_id2, ...
 _CLAIM = """
-local old = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[3])
-if old then return old end
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return false
+local ttl = ARGV[1]
+local result = {}
+for i = 1, #KEYS, 2 do
+  local j = i + 1
+  local old = redis.call('SET', KEYS[i], ARGV[j], 'NX', 'GET', 'EX', ttl)
+  if old then
+    result[#result + 1] = old
+  else
+    redis.call('SADD', KEYS[j], ARGV[j + 1])
+    redis.call('EXPIRE', KEYS[j], ttl)
+    result[#result + 1] = false
+  end
+end
+return result
+"""
+
+# A batch of writes applied atomically (what a MULTI/EXEC did, in one command). ARGV is a flat list of operations,
+# each an opcode followed by its arguments; every operation takes its key from KEYS in order:
+#   S value ttl        SET key value EX ttl          X value       SET key value XX KEEPTTL
+#   R member           SREM key member               D             DEL key
+#   Z score member     ZADD key score member         N score member  ZADD key NX score member
+#   M member           ZREM key member
+_WRITE = """
+local k = 1
+local a = 1
+local n = #ARGV
+while a <= n do
+  local op = ARGV[a]
+  local key = KEYS[k]
+  k = k + 1
+  if op == 'S' then
+    redis.call('SET', key, ARGV[a + 1], 'EX', ARGV[a + 2])
+    a = a + 3
+  elseif op == 'X' then
+    redis.call('SET', key, ARGV[a + 1], 'XX', 'KEEPTTL')
+    a = a + 2
+  elseif op == 'R' then
+    redis.call('SREM', key, ARGV[a + 1])
+    a = a + 2
+  elseif op == 'D' then
+    redis.call('DEL', key)
+    a = a + 1
+  elseif op == 'Z' then
+    redis.call('ZADD', key, ARGV[a + 1], ARGV[a + 2])
+    a = a + 3
+  elseif op == 'N' then
+    redis.call('ZADD', key, 'NX', ARGV[a + 1], ARGV[a + 2])
+    a = a + 3
+  elseif op == 'M' then
+    redis.call('ZREM', key, ARGV[a + 1])
+    a = a + 2
+  else
+    return redis.error_reply('unknown write op ' .. tostring(op))
+  end
+end
+return #KEYS
+"""
+
+# The first final decision of each message wins: SET NX GET per key, the previous value (or false) per key.
+# KEYS: final1, final2, ...; ARGV: ttl, value1, value2, ...
+_DECIDE = """
+local ttl = ARGV[1]
+local result = {}
+for i = 1, #KEYS do
+  result[i] = redis.call('SET', KEYS[i], ARGV[i + 1], 'NX', 'GET', 'EX', ttl) or false
+end
+return result
 """
 
 # Count the final receipt of one part (a duplicate receipt of the same part counts once); every part's stat when
@@ -61,6 +129,41 @@ for _, member in ipairs(due) do
 end
 return due
 """
+
+
+class _Writes:
+    """Operations for the ``_WRITE`` script: keys and a flat argument list, applied in order, atomically."""
+
+    __slots__ = ("args", "keys")
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.args: list[bytes | str | int] = []
+
+    def set(self, key: str, value: bytes, ttl: int) -> None:
+        self.keys.append(key)
+        self.args += ("S", value, ttl)
+
+    def set_existing(self, key: str, value: bytes) -> None:
+        self.keys.append(key)
+        self.args += ("X", value)
+
+    def srem(self, key: str, member: str) -> None:
+        self.keys.append(key)
+        self.args += ("R", member)
+
+    def delete(self, key: str) -> None:
+        self.keys.append(key)
+        self.args.append("D")
+
+    def zadd(self, key: str, score: int, member: str, *, nx: bool = False) -> None:
+        self.keys.append(key)
+        self.args += ("N" if nx else "Z", score, member)
+
+    def zrem(self, key: str, member: str) -> None:
+        self.keys.append(key)
+        self.args += ("M", member)
+
 
 FINAL_PENDING = b"P"
 FINAL_DONE = b"D"
@@ -91,6 +194,8 @@ class DeliveryStore:
         self.cmid_ttl = int(receipt_window_s) + 3600
         self.due_key = settings.rkey("due")
         self._claim = redis.register_script(_CLAIM)
+        self._write = redis.register_script(_WRITE)
+        self._decide = redis.register_script(_DECIDE)
         self._part_done = redis.register_script(_PART_DONE)
         self._take_due = redis.register_script(_TAKE_DUE)
 
@@ -117,15 +222,13 @@ class DeliveryStore:
         """Claim each message (state P). None where the claim is new (submit it); the existing record otherwise."""
         if not records:
             return []
-        pipe = self.redis.pipeline(transaction=False)
+        keys: list[str] = []
+        args: list[bytes | str | int] = [self.claim_ttl]
         for record in records:
-            await self._claim(
-                keys=[self.sub_key(record.msg_id), self.pend_key(record.smsc, record.destination)],
-                args=[record.to_bytes(), record.msg_id, self.claim_ttl],
-                client=pipe,
-            )
-        results = await pipe.execute()
-        return [None if value is None else MessageRecord.from_bytes(value) for value in results]
+            keys += (self.sub_key(record.msg_id), self.pend_key(record.smsc, record.destination))
+            args += (record.to_bytes(), record.msg_id)
+        results = await self._claim(keys=keys, args=args)
+        return [MessageRecord.from_bytes(value) if value else None for value in results]
 
     async def record_outcomes(
         self,
@@ -141,24 +244,24 @@ class DeliveryStore:
         (never written) lose their claim so a retry submits them."""
         if not (submitted or failed or in_doubt or unsent):
             return
-        pipe = self.redis.pipeline(transaction=True)
+        writes = _Writes()
+        due = self.due_key
         for record in submitted:
             data = record.to_bytes()
-            pipe.set(self.sub_key(record.msg_id), data, ex=self.claim_ttl)
+            writes.set(self.sub_key(record.msg_id), data, self.claim_ttl)
             for carrier_id in record.carrier_ids:
-                pipe.set(self.cmid_key(record.smsc, carrier_id), data, ex=self.cmid_ttl)
-            pipe.srem(self.pend_key(record.smsc, record.destination), record.msg_id)
-        if submitted:
-            pipe.zadd(self.due_key, {r.msg_id: r.submitted_at_ms + self.receipt_window_ms for r in submitted})
+                writes.set(self.cmid_key(record.smsc, carrier_id), data, self.cmid_ttl)
+            writes.srem(self.pend_key(record.smsc, record.destination), record.msg_id)
+            writes.zadd(due, record.submitted_at_ms + self.receipt_window_ms, record.msg_id)
         for record in failed:
-            pipe.set(self.sub_key(record.msg_id), record.to_bytes(), ex=self.claim_ttl)
-            pipe.srem(self.pend_key(record.smsc, record.destination), record.msg_id)
-        if in_doubt:
-            pipe.zadd(self.due_key, {r.msg_id: now_ms + self.in_doubt_grace_ms for r in in_doubt}, nx=True)
+            writes.set(self.sub_key(record.msg_id), record.to_bytes(), self.claim_ttl)
+            writes.srem(self.pend_key(record.smsc, record.destination), record.msg_id)
+        for record in in_doubt:
+            writes.zadd(due, now_ms + self.in_doubt_grace_ms, record.msg_id, nx=True)
         for record in unsent:
-            pipe.delete(self.sub_key(record.msg_id))
-            pipe.srem(self.pend_key(record.smsc, record.destination), record.msg_id)
-        await pipe.execute()
+            writes.delete(self.sub_key(record.msg_id))
+            writes.srem(self.pend_key(record.smsc, record.destination), record.msg_id)
+        await self._write(keys=writes.keys, args=writes.args)
 
     async def schedule_in_doubt(self, msg_ids: Sequence[str], now_ms: int) -> None:
         """Found pending claims on redelivery: give them the grace deadline unless they already have one."""
@@ -235,18 +338,13 @@ class DeliveryStore:
         or None if the final event was already produced."""
         if not candidates:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for event in candidates:
-            pipe.set(
-                self.final_key(event.msg_id),
-                FINAL_PENDING + event.SerializeToString(),
-                ex=self.claim_ttl,
-                nx=True,
-                get=True,
-            )
+        keys = [self.final_key(event.msg_id) for event in candidates]
+        args: list[bytes | int] = [self.claim_ttl]
+        args += (FINAL_PENDING + event.SerializeToString() for event in candidates)
+        previous = await self._decide(keys=keys, args=args)
         decisions: list[FinalDecision] = []
-        for event, old in zip(candidates, await pipe.execute(), strict=True):
-            if old is None:
+        for event, old in zip(candidates, previous, strict=True):
+            if not old:
                 decisions.append(FinalDecision(event.msg_id, event))
             elif old.startswith(FINAL_PENDING):
                 recorded = dispatch_pb2.DeliveryEvent()
@@ -263,18 +361,18 @@ class DeliveryStore:
         matters (deadline, part counts, pending-by-destination entries of ``cleanup`` records)."""
         if not msg_ids:
             return
-        pipe = self.redis.pipeline(transaction=False)
+        writes = _Writes()
         for msg_id in msg_ids:
-            pipe.set(self.final_key(msg_id), FINAL_DONE, xx=True, keepttl=True)
+            writes.set_existing(self.final_key(msg_id), FINAL_DONE)
         if forget_deadline:
-            pipe.zrem(self.due_key, *msg_ids)
-        multipart = [self.dlr_key(r.msg_id) for r in cleanup if r.parts > 1]
-        if multipart:
-            pipe.delete(*multipart)
+            for msg_id in msg_ids:
+                writes.zrem(self.due_key, msg_id)
         for record in cleanup:
+            if record.parts > 1:
+                writes.delete(self.dlr_key(record.msg_id))
             if record.state == STATE_PENDING:  # S and F records left the pending registry when recorded
-                pipe.srem(self.pend_key(record.smsc, record.destination), record.msg_id)
-        await pipe.execute()
+                writes.srem(self.pend_key(record.smsc, record.destination), record.msg_id)
+        await self._write(keys=writes.keys, args=writes.args)
 
     async def final_states(self, msg_ids: Sequence[str]) -> list[bytes | None]:
         if not msg_ids:
