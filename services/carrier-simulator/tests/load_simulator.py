@@ -20,8 +20,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from magpie_common.smpp import ESME_ROK, DeliverSm, SmppClient, SubmitSm, build_submit_sms
+
+
+def spawn(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """A child process (started from the event loop once per run: blocking is harmless here)."""
+    return subprocess.Popen(command, **options)
 
 
 def free_port() -> int:
@@ -52,7 +58,7 @@ async def wait_port(port: int, timeout: float = 20.0) -> None:
 async def drive(args: argparse.Namespace) -> dict[str, float]:
     smpp_port, http_port = free_port(), free_port()
     env = {**os.environ, "MAGPIE_LOG_LEVEL": "WARNING"}
-    sim = subprocess.Popen(
+    sim = spawn(
         [
             sys.executable,
             "-m",
@@ -92,7 +98,7 @@ async def drive(args: argparse.Namespace) -> dict[str, float]:
         ]
         spy = None
         if args.profile:
-            spy = subprocess.Popen(
+            spy = spawn(
                 [
                     str(Path(sys.executable).parent / "py-spy"),
                     "record",

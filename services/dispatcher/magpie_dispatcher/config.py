@@ -27,8 +27,10 @@ Receipts and state
 - ``MAGPIE_IN_DOUBT_GRACE_S``       how long an in-doubt message waits for a receipt before FAILED/IN_DOUBT
   (default: the receipt window)
 - ``MAGPIE_SWEEP_INTERVAL_S``       period of the timeout sweeper (2)
-- ``MAGPIE_DLR_FLUSH_MS`` / ``MAGPIE_DLR_FLUSH_MAX``  receipt events are produced in batches: at most this long
-  after the first receipt of a batch (20 ms), at most this many per batch (500)
+- ``MAGPIE_DLR_FLUSH_MS`` / ``MAGPIE_DLR_FLUSH_MAX`` / ``MAGPIE_DLR_FLUSHES_IN_FLIGHT``  receipts are group-committed
+  (:mod:`magpie_dispatcher.dlr`): a flush starts at once when none runs; while flushes run, receipts accumulate for
+  at most this long (10 ms) or this many (1000) before the next one starts, with at most this many flushes (4)
+  running at once
 
 Throughput
 - ``MAGPIE_DISPATCHER_MAX_RECORDS`` DispatchBatch records per fetch (4)
@@ -149,8 +151,9 @@ class DispatcherConfig:
     sweep_interval_s: float = 2.0
     sweep_batch: int = 500
     sweep_lease_s: float = 60.0
-    dlr_flush_s: float = 0.02
-    dlr_flush_max: int = 500
+    dlr_flush_s: float = 0.01
+    dlr_flush_max: int = 1000
+    dlr_flushes_in_flight: int = 4
     max_records: int = 4
     chunk_size: int = 64
     chunks_in_flight: int = 4
@@ -208,8 +211,9 @@ class DispatcherConfig:
             receipt_window_s=env_float("MAGPIE_RECEIPT_WINDOW_S", DEFAULT_RECEIPT_WINDOW_S),
             in_doubt_grace_s=float(grace) if grace else None,
             sweep_interval_s=env_float("MAGPIE_SWEEP_INTERVAL_S", 2.0),
-            dlr_flush_s=env_float("MAGPIE_DLR_FLUSH_MS", 20.0) / 1000.0,
-            dlr_flush_max=env_int("MAGPIE_DLR_FLUSH_MAX", 500),
+            dlr_flush_s=env_float("MAGPIE_DLR_FLUSH_MS", 10.0) / 1000.0,
+            dlr_flush_max=env_int("MAGPIE_DLR_FLUSH_MAX", 1000),
+            dlr_flushes_in_flight=env_int("MAGPIE_DLR_FLUSHES_IN_FLIGHT", 4),
             max_records=env_int("MAGPIE_DISPATCHER_MAX_RECORDS", 4),
             chunk_size=env_int("MAGPIE_DISPATCHER_CHUNK", 64),
             chunks_in_flight=env_int("MAGPIE_DISPATCHER_CHUNKS_IN_FLIGHT", 4),

@@ -1,9 +1,18 @@
 """Delivery receipts from the SMSCs -> final DeliveryEvents, acknowledged to the SMSC only once produced.
 
-Every SMPP session hands its deliver_sm to :meth:`ReceiptProcessor.on_deliver`, which parses the receipt
-(``receipt_from_deliver_sm``), queues it and waits; the SmppClient writes the deliver_sm_resp with the status
-``on_deliver`` returns, only after it returned. The processor flushes the queue in batches (at most
-``MAGPIE_DLR_FLUSH_MS`` after the first receipt, at most ``MAGPIE_DLR_FLUSH_MAX`` receipts):
+Every SMPP session hands the deliver_sm of each socket read (a whole window under load) to
+:meth:`ReceiptProcessor.on_deliver_many` (:meth:`ReceiptProcessor.on_deliver` for one), which parses the receipts
+(``receipt_from_deliver_sm``), queues them and waits; the SmppClient writes the deliver_sm_resps with the statuses
+returned, only after the call returned.
+
+Group commit: the queue is flushed as one batch (at most ``MAGPIE_DLR_FLUSH_MAX`` receipts) through the steps below
+- one MGET, a few script calls and ONE produce for the whole batch - and every receipt of the batch is answered once
+that produce is acknowledged. A flush starts at once when none is running (an idle system answers without delay);
+while flushes are running, receipts accumulate and the next flush starts when the batch is full, when
+``MAGPIE_DLR_FLUSH_MS`` passed, or when a running flush ends. At most ``MAGPIE_DLR_FLUSHES_IN_FLIGHT`` flushes run
+at once, so the throughput is not bounded by one flush's latency: with W receipts in the SMSC's windows (sessions x
+deliver window) and a flush taking L, up to about min(W, flushes x flush_max) / L receipts per second. Concurrent
+flushes are safe because every step is atomic per message (first decision wins, part counts by part id).
 
 1. ``cmid:<smsc>:<id>`` -> the message's record (one MGET for the batch). A receipt whose id is unknown may belong
    to a message whose submit_sm_resp is not recorded yet (the receipt overtook it, or the sender died in between):
@@ -26,6 +35,7 @@ are acknowledged at once, logged and counted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -61,21 +71,43 @@ class _Queued:
 
 class ReceiptProcessor:
     def __init__(
-        self, store: DeliveryStore, emitter: FinalEmitter, *, flush_s: float = 0.02, flush_max: int = 500
+        self,
+        store: DeliveryStore,
+        emitter: FinalEmitter,
+        *,
+        flush_s: float = 0.01,
+        flush_max: int = 1000,
+        flushes_in_flight: int = 4,
     ) -> None:
         self.store = store
         self.emitter = emitter
         self.flush_s = flush_s
         self.flush_max = max(1, flush_max)
+        self.flushes_in_flight = max(1, flushes_in_flight)
         self._queue: list[_Queued] = []
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._running = False
+        self._flushes: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ SMPP side
 
     async def on_deliver(self, link: SmscLink, pdu: DeliverSm) -> int:
-        """The deliver_sm handler of every session: the command status of the deliver_sm_resp."""
+        """The deliver_sm handler of one PDU: the command status of its deliver_sm_resp."""
+        (status,) = await self.on_deliver_many(link, [pdu])
+        return status
+
+    async def on_deliver_many(self, link: SmscLink, pdus: list[DeliverSm]) -> list[int]:
+        """The deliver_sm handler of every session, one socket read at a time: the deliver_sm_resp statuses."""
+        statuses: list[int | asyncio.Future[int]] = [self._admit(link, pdu) for pdu in pdus]
+        waiting = [status for status in statuses if isinstance(status, asyncio.Future)]
+        if waiting:
+            # A cancelled answer (the processor crashed) cancels the lot: no answer at all, the SMSC redelivers.
+            await asyncio.gather(*waiting)
+        return [status if isinstance(status, int) else status.result() for status in statuses]
+
+    def _admit(self, link: SmscLink, pdu: DeliverSm) -> int | asyncio.Future[int]:
+        """The status to answer at once, or the future of a queued receipt's status."""
         if not pdu.is_delivery_receipt:
             ORPHAN_RECEIPTS.labels("not_a_receipt").inc()
             log.info("mobile-originated message ignored", extra={"smsc": link.label, "source": pdu.source_addr})
@@ -93,9 +125,11 @@ class ReceiptProcessor:
         if not self._running:
             return ESME_RX_T_APPN  # not processing (stopped): the SMSC keeps the receipt
         answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Queued(link.ns, pdu.source_addr, receipt, answer))
-        self._wakeup.set()
-        return await answer
+        queue = self._queue
+        queue.append(_Queued(link.ns, pdu.source_addr, receipt, answer))
+        if len(queue) == 1 or len(queue) >= self.flush_max:
+            self._wakeup.set()
+        return answer
 
     # ------------------------------------------------------------------ flushing
 
@@ -107,24 +141,56 @@ class ReceiptProcessor:
     async def run(self) -> None:
         self._running = True
         self._stopping = False
+        loop = asyncio.get_running_loop()
+        linger_until: float | None = None
         try:
             while True:
-                if not self._queue:
-                    if self._stopping:
+                queue = self._queue
+                if not queue:
+                    linger_until = None
+                    if self._stopping and not self._flushes:
                         return
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
-                if len(self._queue) < self.flush_max and not self._stopping:
-                    await asyncio.sleep(self.flush_s)
-                batch = self._queue[: self.flush_max]
-                del self._queue[: self.flush_max]
-                await self._flush_and_answer(batch)
+                flushes = self._flushes
+                now = loop.time()
+                if len(flushes) < self.flushes_in_flight and (
+                    not flushes
+                    or len(queue) >= self.flush_max
+                    or self._stopping
+                    or (linger_until is not None and now >= linger_until)
+                ):
+                    batch = queue[: self.flush_max]
+                    del queue[: self.flush_max]
+                    linger_until = None
+                    task = loop.create_task(self._flush_and_answer(batch))
+                    flushes.add(task)
+                    task.add_done_callback(self._flush_done)
+                    continue
+                # Group commit: let receipts accumulate while flushes run (until one ends, the batch is full or
+                # the linger passed).
+                if linger_until is None:
+                    linger_until = now + self.flush_s
+                self._wakeup.clear()
+                timeout = None if len(flushes) >= self.flushes_in_flight else max(0.0, linger_until - now)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._wakeup.wait()
         finally:
             self._running = False
+            running = list(self._flushes)
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
             queued, self._queue = self._queue, []
             for item in queued:  # cancelled (crash): no answer at all, the SMSC redelivers
                 item.answer.cancel()
+
+    def _flush_done(self, task: asyncio.Task[None]) -> None:
+        self._flushes.discard(task)
+        self._wakeup.set()
 
     async def _flush_and_answer(self, batch: list[_Queued]) -> None:
         started = time.perf_counter()

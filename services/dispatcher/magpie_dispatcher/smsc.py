@@ -1,9 +1,12 @@
 """SMPP sessions to the SMSCs: binding, reconnecting with backoff, picking a session, pacing after throttling.
 
 An :class:`SmscLink` is one SMSC account (host, port, system_id) with ``sessions`` transceiver sessions
-(``SmppClient``, which does the enquire_link keepalive and the window). A supervisor per session binds, waits for the
-connection to drop, and binds again with exponential backoff (0.5 s doubling to 30 s, with jitter). Submits go to
-the bound session with the fewest outstanding requests and wait (bounded) for one when none is bound.
+(``SmppClient``, which does the enquire_link keepalive and the window). Receipts go to ``on_deliver_batch`` (when
+given) one socket read at a time, so a window of deliver_sm is one call, answered together.
+
+A supervisor per session binds, waits for the connection to drop, and binds again with exponential backoff (0.5 s
+doubling to 30 s, with jitter). Submits go to the bound session with the fewest outstanding requests and wait
+(bounded) for one when none is bound.
 
 ``ESME_RTHROTTLED`` pauses the whole link: every submitter waits until the pause ends, the pause doubling (from
 20 ms to 1 s) while throttling continues and resetting after an accepted submit. That is the backpressure: nothing
@@ -37,6 +40,7 @@ from magpie_dispatcher.metrics import SMPP_BOUND, SMPP_CONNECTS
 log = logging.getLogger(__name__)
 
 LinkDeliverHandler = Callable[["SmscLink", DeliverSm], Awaitable[int]]
+LinkBatchDeliverHandler = Callable[["SmscLink", list[DeliverSm]], Awaitable[list[int]]]
 
 
 class SmscLink:
@@ -50,7 +54,8 @@ class SmscLink:
         reconnect_backoff_max_s: float = 30.0,
         throttle_backoff_s: float = 0.02,
         throttle_backoff_max_s: float = 1.0,
-        max_deliver_concurrency: int = 1024,
+        max_deliver_concurrency: int = 4096,
+        on_deliver_batch: LinkBatchDeliverHandler | None = None,
     ) -> None:
         self.config = config
         self.ns = config.namespace
@@ -64,6 +69,13 @@ class SmscLink:
         async def deliver(pdu: DeliverSm) -> int:
             return await on_deliver(self, pdu)
 
+        deliver_batch = None
+        if on_deliver_batch is not None:
+            batch_handler = on_deliver_batch
+
+            async def deliver_batch(pdus: list[DeliverSm]) -> list[int]:
+                return await batch_handler(self, pdus)
+
         self.clients = [
             SmppClient(
                 config.host,
@@ -75,6 +87,7 @@ class SmscLink:
                 response_timeout=config.response_timeout_s,
                 system_type=config.system_type,
                 on_deliver=deliver,
+                on_deliver_batch=deliver_batch,
                 max_deliver_concurrency=max_deliver_concurrency,
             )
             for _ in range(config.sessions)
@@ -235,7 +248,13 @@ class SmscLink:
 class SmscPool:
     """The links of every configured SMSC account and the carrier -> (link, default source address) routes."""
 
-    def __init__(self, config: DispatcherConfig, on_deliver: LinkDeliverHandler, **link_options: float) -> None:
+    def __init__(
+        self,
+        config: DispatcherConfig,
+        on_deliver: LinkDeliverHandler,
+        on_deliver_batch: LinkBatchDeliverHandler | None = None,
+        **link_options: float,
+    ) -> None:
         self.links: dict[tuple[str, int, str], SmscLink] = {}
         self.routes: dict[str, tuple[SmscLink, str]] = {}
         options = {
@@ -250,7 +269,12 @@ class SmscPool:
             smsc = config.smsc_for(carrier)
             link = self.links.get(smsc.identity)
             if link is None:
-                link = self.links[smsc.identity] = SmscLink(smsc, on_deliver, **options)  # type: ignore[arg-type]
+                link = self.links[smsc.identity] = SmscLink(
+                    smsc,
+                    on_deliver,
+                    on_deliver_batch=on_deliver_batch,
+                    **options,  # type: ignore[arg-type]
+                )
             self.routes[carrier] = (link, smsc.source_addr)
 
     def route(self, carrier: str) -> tuple[SmscLink, str]:

@@ -70,9 +70,13 @@ class SendRole:
         )
         self.emitter = FinalEmitter(self.store, self.producer)
         self.processor = ReceiptProcessor(
-            self.store, self.emitter, flush_s=config.dlr_flush_s, flush_max=config.dlr_flush_max
+            self.store,
+            self.emitter,
+            flush_s=config.dlr_flush_s,
+            flush_max=config.dlr_flush_max,
+            flushes_in_flight=config.dlr_flushes_in_flight,
         )
-        self.pool = SmscPool(config, self.processor.on_deliver)
+        self.pool = SmscPool(config, self.processor.on_deliver, on_deliver_batch=self.processor.on_deliver_many)
         rates = {carrier: config.tps_for(carrier) for carrier in (DEFAULT_CARRIER, *CARRIERS)}
         self.limiter = CarrierRateLimiter(settings, redis, rates, config.carrier_burst)
         self.sender = Sender(config, self.store, self.pool, self.limiter, self.producer)

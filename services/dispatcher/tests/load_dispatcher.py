@@ -42,6 +42,11 @@ INFRA = {
 BATCH = 500
 
 
+def spawn(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """A child process (started from the event loop once per run: blocking is harmless here)."""
+    return subprocess.Popen(command, **options)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -78,7 +83,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
     await ensure_topics(settings)
     smpp_port, sim_http, disp_http = free_port(), free_port(), free_port()
     base_env = {**os.environ, **INFRA, "MAGPIE_LOG_LEVEL": "WARNING"}
-    sim = subprocess.Popen(
+    sim = spawn(
         [
             sys.executable,
             "-m",
@@ -110,7 +115,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             await wait_http(http, f"http://127.0.0.1:{sim_http}/healthz")
-            disp = subprocess.Popen([sys.executable, "-m", "magpie_dispatcher"], env=disp_env)
+            disp = spawn([sys.executable, "-m", "magpie_dispatcher"], env=disp_env)
             await wait_http(http, f"http://127.0.0.1:{disp_http}/readyz", timeout=120)
             await asyncio.sleep(2.0)
             idle0, t0 = cpu_seconds(disp.pid), time.monotonic()
@@ -126,7 +131,7 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             ]
             total = len(batches) * BATCH
             if args.profile:
-                spy = subprocess.Popen(
+                spy = spawn(
                     [
                         str(Path(sys.executable).parent / "py-spy"),
                         "record",

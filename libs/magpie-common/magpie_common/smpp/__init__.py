@@ -4,7 +4,7 @@
 every numeric constant (command ids, ``ESME_*`` statuses, TLV tags) lives in ``magpie_common.smpp.constants``.
 """
 
-from magpie_common.smpp.client import ClientState, DeliverHandler, SmppClient
+from magpie_common.smpp.client import BatchDeliverHandler, ClientState, DeliverHandler, SmppClient
 from magpie_common.smpp.constants import (
     DATA_CODING_DEFAULT,
     DATA_CODING_UCS2,
@@ -81,6 +81,7 @@ __all__ = [
     "STAT_DELIVERED",
     "STAT_REJECTED",
     "STAT_UNDELIVERABLE",
+    "BatchDeliverHandler",
     "BindTransceiver",
     "BindTransceiverResp",
     "ClientState",

@@ -6,6 +6,9 @@
 - deliver_sm PDUs go to ``on_deliver``; the deliver_sm_resp is written only once the handler has returned, with
   the status it returned. A handler that raises (or returns a non-int) is answered ``ESME_RX_T_APPN`` so the
   SMSC keeps the receipt; a crash before the handler returns sends nothing, and the SMSC redelivers.
+  ``on_deliver_batch`` (when set, instead of ``on_deliver``) receives every deliver_sm read in one socket read
+  (a whole window, under load) in ONE call and returns their statuses in order: one task per read instead of one
+  per PDU, and the window's deliver_sm_resps leave together (one write), after the handler returned.
 - enquire_link keepalive (a missing enquire_link_resp closes the connection) and answers to the SMSC's
   enquire_link and unbind.
 - When the connection drops, every outstanding request fails with ``SmppConnectionError`` (a
@@ -19,16 +22,18 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from types import TracebackType
 from typing import Self
 
 from magpie_common.smpp.constants import (
     DEFAULT_MAX_PDU_LENGTH,
+    DELIVER_SM_RESP,
     ESME_RINVCMDID,
     ESME_ROK,
     ESME_RX_T_APPN,
+    HEADER_LENGTH,
     RESPONSE_BIT,
 )
 from magpie_common.smpp.errors import (
@@ -40,6 +45,7 @@ from magpie_common.smpp.errors import (
 )
 from magpie_common.smpp.framing import PduFramer
 from magpie_common.smpp.pdu import (
+    HEADER,
     BindTransceiver,
     BindTransceiverResp,
     DeliverSm,
@@ -59,8 +65,14 @@ from magpie_common.smpp.writer import CoalescingWriter
 logger = logging.getLogger(__name__)
 
 DeliverHandler = Callable[[DeliverSm], Awaitable[int]]
+BatchDeliverHandler = Callable[[list[DeliverSm]], Awaitable[Sequence[int]]]
 
 _MAX_SEQUENCE = 0x7FFFFFFF
+_DELIVER_SM_RESP_OK_BODY = b"\0"  # message_id: unused in deliver_sm_resp, a single NUL
+
+
+def _deliver_sm_resp(sequence_number: int, status: int) -> bytes:
+    return HEADER.pack(HEADER_LENGTH + 1, DELIVER_SM_RESP, status, sequence_number) + _DELIVER_SM_RESP_OK_BODY
 
 
 class _Window:
@@ -159,8 +171,9 @@ class _ClientProtocol(asyncio.Protocol):
 class SmppClient:
     """ESME side of one SMPP transceiver session.
 
-    ``on_deliver(pdu) -> command_status`` may also be assigned after construction. ``max_deliver_concurrency``
-    bounds the deliver_sm handlers running at once (reading from the socket pauses beyond it).
+    ``on_deliver(pdu) -> command_status`` may also be assigned after construction; ``on_deliver_batch(pdus) ->
+    statuses`` takes precedence when set. ``max_deliver_concurrency`` bounds the deliver_sm being handled at once
+    (reading from the socket pauses beyond it).
     """
 
     def __init__(
@@ -173,6 +186,7 @@ class SmppClient:
         window: int = 64,
         enquire_link_interval: float = 30.0,
         on_deliver: DeliverHandler | None = None,
+        on_deliver_batch: BatchDeliverHandler | None = None,
         response_timeout: float = 10.0,
         connect_timeout: float = 10.0,
         system_type: str = "",
@@ -188,6 +202,7 @@ class SmppClient:
         self.window = window
         self.enquire_link_interval = enquire_link_interval
         self.on_deliver: DeliverHandler | None = on_deliver
+        self.on_deliver_batch: BatchDeliverHandler | None = on_deliver_batch
         self.response_timeout = response_timeout
         self.connect_timeout = connect_timeout
         self.system_type = system_type
@@ -209,6 +224,7 @@ class SmppClient:
         self._closed.set()
         self._keepalive_task: asyncio.Task[None] | None = None
         self._deliver_tasks: set[asyncio.Task[None]] = set()
+        self._delivering = 0  # deliver_sm handed to handlers and not answered yet
         self._reading_paused = False
 
     # ------------------------------------------------------------------ public API
@@ -417,13 +433,19 @@ class SmppClient:
             self.close_reason = exc
             self.abort()
             return
+        delivers: list[DeliverSm] | None = [] if self.on_deliver_batch is not None else None
         for frame in frames:
             try:
                 pdu = decode_pdu(frame)
             except PduError as exc:
                 self._on_bad_pdu(exc)
                 continue
-            self._dispatch(protocol, pdu)
+            if delivers is not None and isinstance(pdu, DeliverSm):
+                delivers.append(pdu)
+            else:
+                self._dispatch(protocol, pdu)
+        if delivers:
+            self._start_deliver_batch(protocol, delivers)
 
     def _on_bad_pdu(self, exc: PduError) -> None:
         seq = exc.sequence_number or 0
@@ -460,12 +482,22 @@ class SmppClient:
             self._protocol.send(pdu.encode())
 
     def _start_deliver(self, protocol: _ClientProtocol, pdu: DeliverSm) -> None:
-        task = asyncio.get_running_loop().create_task(self._handle_deliver(protocol, pdu))
+        if self.on_deliver_batch is not None:
+            self._start_deliver_batch(protocol, [pdu])
+            return
+        self._track_deliver(asyncio.get_running_loop().create_task(self._handle_deliver(protocol, pdu)), 1, protocol)
+
+    def _start_deliver_batch(self, protocol: _ClientProtocol, pdus: list[DeliverSm]) -> None:
+        task = asyncio.get_running_loop().create_task(self._handle_deliver_batch(protocol, pdus))
+        self._track_deliver(task, len(pdus), protocol)
+
+    def _track_deliver(self, task: asyncio.Task[None], count: int, protocol: _ClientProtocol) -> None:
         self._deliver_tasks.add(task)
-        task.add_done_callback(self._deliver_done)
+        self._delivering += count
+        task.add_done_callback(lambda done: self._deliver_done(done, count))
         transport = protocol.transport
         if (
-            len(self._deliver_tasks) >= self.max_deliver_concurrency
+            self._delivering >= self.max_deliver_concurrency
             and not self._reading_paused
             and transport is not None
             and not transport.is_closing()
@@ -473,9 +505,10 @@ class SmppClient:
             transport.pause_reading()
             self._reading_paused = True
 
-    def _deliver_done(self, task: asyncio.Task[None]) -> None:
+    def _deliver_done(self, task: asyncio.Task[None], count: int = 1) -> None:
         self._deliver_tasks.discard(task)
-        if self._reading_paused and len(self._deliver_tasks) < self.max_deliver_concurrency:
+        self._delivering -= count
+        if self._reading_paused and self._delivering < self.max_deliver_concurrency:
             self._reading_paused = False
             protocol = self._protocol
             if protocol is not None and protocol.open and protocol.transport is not None:
@@ -498,6 +531,32 @@ class SmppClient:
                     logger.error("smpp on_deliver returned %r, not a command status; answering ESME_RX_T_APPN", result)
         if protocol is self._protocol:
             protocol.send(DeliverSmResp(sequence_number=pdu.sequence_number, command_status=status).encode())
+
+    async def _handle_deliver_batch(self, protocol: _ClientProtocol, pdus: list[DeliverSm]) -> None:
+        handler = self.on_deliver_batch
+        statuses: list[int] = [ESME_RX_T_APPN] * len(pdus)
+        if handler is None:
+            logger.warning("smpp deliver_sm without an on_deliver_batch handler; answering ESME_RX_T_APPN")
+        else:
+            try:
+                result = list(await handler(pdus))
+            except Exception:
+                logger.exception("smpp on_deliver_batch handler failed; answering ESME_RX_T_APPN")
+            else:
+                if len(result) == len(pdus) and all(isinstance(status, int) for status in result):
+                    statuses = result
+                else:
+                    logger.error(
+                        "smpp on_deliver_batch returned %d statuses for %d deliver_sm; answering ESME_RX_T_APPN",
+                        len(result),
+                        len(pdus),
+                    )
+        if protocol is self._protocol:
+            protocol.send(
+                b"".join(
+                    _deliver_sm_resp(pdu.sequence_number, status) for pdu, status in zip(pdus, statuses, strict=True)
+                )
+            )
 
     # ------------------------------------------------------------------ teardown
 
