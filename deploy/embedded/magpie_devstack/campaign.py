@@ -29,6 +29,7 @@ from urllib.parse import unquote
 
 import httpx
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 from huaweicloudsdkkoomessage.v1 import (
@@ -61,13 +62,16 @@ from huaweicloudsdkkoomessage.v1 import (
 VENDORS = ["HUAWEI", "HONOR", "XIAOMI", "OPPO", "VIVO"]
 
 
-def sdk_client(gateway_url: str, access_key: str, secret_key: str) -> KooMessageClient:
-    return (
-        KooMessageClient.new_builder()
-        .with_credentials(BasicCredentials(access_key, secret_key))
-        .with_endpoints([gateway_url])
-        .build()
-    )
+def sdk_client(
+    gateway_url: str, access_key: str, secret_key: str, *, read_timeout_s: float | None = None
+) -> KooMessageClient:
+    """The official SDK's client; ``read_timeout_s`` raises its read timeout (120 s by default) for big sends."""
+    builder = KooMessageClient.new_builder().with_credentials(BasicCredentials(access_key, secret_key))
+    if read_timeout_s is not None:
+        config = HttpConfig.get_default_config()
+        config.timeout = (60, read_timeout_s)
+        builder = builder.with_http_config(config)
+    return builder.with_endpoints([gateway_url]).build()
 
 
 @dataclass
@@ -170,12 +174,12 @@ class Population:
         return out.getvalue()
 
 
-def seed_devices(resolver_url: str, population: Population) -> dict[str, Any]:
+def seed_devices(resolver_url: str, population: Population, *, timeout_s: float = 300) -> dict[str, Any]:
     response = httpx.post(
         f"{resolver_url}/internal/devices/import",
         content=population.devices_csv().encode(),
         headers={"Content-Type": "text/csv"},
-        timeout=300,
+        timeout=timeout_s,
     )
     response.raise_for_status()
     return dict(response.json())
@@ -346,6 +350,9 @@ class Prerequisites:
     filing_ids: dict[str, str] = field(default_factory=dict)  # product -> approved filing
 
 
+SMS_TEMPLATE = "尊敬的会员，您的双十一专属优惠已到账，点击 ${1} 查看。拒收请回复R"
+
+
 def _wait(what: str, check: Callable[[], bool], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
@@ -360,9 +367,12 @@ def prerequisites(
     callback_url: str | None = None,
     suffix: str = "",
     filings: Iterable[str] = ("AIM",),
+    sms_template_content: str | None = None,
+    callback_url_type: int = 0,
 ) -> Prerequisites:
     """Everything a smart-message send needs, approved. ``filings``: the products whose enterprise filing the
-    sends need (AIM; add VMS for the VMS fallback)."""
+    sends need (AIM; add VMS for the VMS fallback). ``sms_template_content``: the SMS template (default
+    ``SMS_TEMPLATE``: only the link, ``${1}``); ``callback_url_type``: 0 single receipts, 2 batch receipts."""
     console = Console.of(client)
     filing_ids = {product: submit_filing(console, product) for product in filings}  # reviewed meanwhile
     app = client.create_sms_app(CreateSmsAppRequest(body=MsgAppRequest(app_name=f"demo_app{suffix}")))
@@ -386,7 +396,7 @@ def prerequisites(
                 signature_id=signature.signature_id,
                 template_name="双十一会员日",
                 template_type="PROMOTION_TYPE",
-                template_content="尊敬的会员，您的双十一专属优惠已到账，点击 ${1} 查看。拒收请回复R",
+                template_content=sms_template_content or SMS_TEMPLATE,
                 template_desc="smart message with the link in ${1}",
             )
         )
@@ -426,7 +436,7 @@ def prerequisites(
     callback_id = None
     if callback_url:
         added = client.add_call_back(
-            AddCallBackRequest(body=AddCallbackRequestBody(callback_url=callback_url, url_type=0))
+            AddCallBackRequest(body=AddCallbackRequestBody(callback_url=callback_url, url_type=callback_url_type))
         )
         callback_id = added.data.id if added.data else None
 
@@ -460,9 +470,22 @@ def prerequisites(
 
 
 # --- the campaign ----------------------------------------------------------------------------------------------
-def send(client: KooMessageClient, pre: Prerequisites, population: Population, *, name: str = "双十一") -> str:
+def send(
+    client: KooMessageClient,
+    pre: Prerequisites,
+    population: Population,
+    *,
+    name: str = "双十一",
+    sms_params: Callable[[int, Subscriber], list[str]] | None = None,
+) -> str:
+    """The send task of ``population``; ``sms_params(i, subscriber)``: the values of the SMS template's variables
+    other than the link, per recipient (none by default)."""
     params = [
-        CreateResolveTaskParam(cust_flag=s.mobile, dync_params={"name": f"会员{i}", "amount": str(10 + i % 90)})
+        CreateResolveTaskParam(
+            cust_flag=s.mobile,
+            dync_params={"name": f"会员{i}", "amount": str(10 + i % 90)},
+            sms_params=sms_params(i, s) if sms_params else None,
+        )
         for i, s in enumerate(population.subscribers)
     ]
     response = client.create_aim_send_task(
