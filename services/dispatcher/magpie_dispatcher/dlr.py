@@ -2,8 +2,8 @@
 
 Every SMPP session hands the deliver_sm of each socket read (a whole window under load) to
 :meth:`ReceiptProcessor.on_deliver_many` (:meth:`ReceiptProcessor.on_deliver` for one), which parses the receipts
-(``receipt_from_deliver_sm``), queues them and waits; the SmppClient writes the deliver_sm_resps with the statuses
-returned, only after the call returned.
+(``receipt_id_and_stat``: the id and stat from the TLVs, the text only when they are missing), queues them and
+waits; the SmppClient writes the deliver_sm_resps with the statuses returned, only after the call returned.
 
 Group commit: the queue is flushed as one batch (at most ``MAGPIE_DLR_FLUSH_MAX`` receipts) through the steps below
 - one MGET, a few script calls and ONE produce for the whole batch - and every receipt of the batch is answered once
@@ -47,10 +47,10 @@ from magpie_common.smpp import (
     ESME_RX_T_APPN,
     STAT_DELIVERED,
     DeliverSm,
-    DeliveryReceipt,
     ReceiptParseError,
-    receipt_from_deliver_sm,
+    receipt_id_and_stat,
 )
+from magpie_common.smpp.receipt import FINAL_STATS
 from magpie_dispatcher.events import RESULT_DELIVERED, final_event_id
 from magpie_dispatcher.finals import FinalEmitter
 from magpie_dispatcher.metrics import CORRELATED_RECEIPTS, DLR_FLUSH_SECONDS, DLR_FLUSH_SIZE, ORPHAN_RECEIPTS, RECEIPTS
@@ -61,11 +61,19 @@ from magpie_dispatcher.store import DeliveryStore
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class _Receipt:
+    """What correlating a receipt needs: the SMSC's message id and the final stat."""
+
+    message_id: str
+    stat: str
+
+
 @dataclass(slots=True)
 class _Queued:
     smsc: str
     destination: str
-    receipt: DeliveryReceipt
+    receipt: _Receipt
     answer: asyncio.Future[int]
 
 
@@ -113,20 +121,20 @@ class ReceiptProcessor:
             log.info("mobile-originated message ignored", extra={"smsc": link.label, "source": pdu.source_addr})
             return ESME_ROK
         try:
-            receipt = receipt_from_deliver_sm(pdu)
+            message_id, stat = receipt_id_and_stat(pdu)
         except ReceiptParseError as exc:
             ORPHAN_RECEIPTS.labels("malformed").inc()
             log.warning("malformed delivery receipt acknowledged", extra={"smsc": link.label, "error": str(exc)})
             return ESME_ROK
-        RECEIPTS.labels(receipt.stat).inc()
-        if not receipt.final:
+        RECEIPTS.labels(stat).inc()
+        if stat not in FINAL_STATS:
             ORPHAN_RECEIPTS.labels("not_final").inc()
             return ESME_ROK
         if not self._running:
             return ESME_RX_T_APPN  # not processing (stopped): the SMSC keeps the receipt
         answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         queue = self._queue
-        queue.append(_Queued(link.ns, pdu.source_addr, receipt, answer))
+        queue.append(_Queued(link.ns, pdu.source_addr, _Receipt(message_id, stat), answer))
         if len(queue) == 1 or len(queue) >= self.flush_max:
             self._wakeup.set()
         return answer

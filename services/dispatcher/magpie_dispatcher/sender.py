@@ -59,11 +59,14 @@ mark as receipts, :mod:`magpie_dispatcher.finals`). It is acknowledged by Kafka 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+
+from prometheus_client import Counter, Histogram
 
 from magpie.v1 import common_pb2, dispatch_pb2
 from magpie_common.ids import now_ms
@@ -80,6 +83,7 @@ from magpie_common.smpp import (
     status_name,
 )
 from magpie_common.smpp.constants import ESME_RINVMSGLEN
+from magpie_common.sms_text import count_segments
 from magpie_common.topics import DELIVERY
 from magpie_dispatcher.config import DispatcherConfig, carrier_key
 from magpie_dispatcher.events import (
@@ -93,7 +97,7 @@ from magpie_dispatcher.events import (
 from magpie_dispatcher.metrics import IN_DOUBT, IN_FLIGHT, RECIPIENTS, SUBMIT_SECONDS, SUBMITS, THROTTLED
 from magpie_dispatcher.ratelimit import CarrierRateLimiter
 from magpie_dispatcher.records import STATE_FAILED, STATE_SUBMITTED, MessageRecord
-from magpie_dispatcher.render import RenderError, render
+from magpie_dispatcher.render import CompiledTemplate, RenderError
 from magpie_dispatcher.smsc import SmscLink, SmscPool
 from magpie_dispatcher.store import DeliveryStore
 
@@ -115,13 +119,14 @@ class Outcome(Enum):
 
 @dataclass(slots=True)
 class Prepared:
-    """A recipient ready to claim and submit."""
+    """A recipient ready to claim and submit (its PDUs sealed: encoded once, here)."""
 
     record: MessageRecord
     pdus: list[SubmitSm]
     link: SmscLink
     carrier: str
     error: str = ""  # the message cannot be submitted (PDU does not encode): fails without being sent
+    paced: bool = False  # the carrier has a rate: take a token per part
 
 
 @dataclass(slots=True)
@@ -157,6 +162,9 @@ class Sender:
         self.pool = pool
         self.limiter = limiter
         self.producer = producer
+        # Metric children by label values: labels() per submit costs more than the rest of the bookkeeping.
+        self._submit_seconds: dict[str, Histogram] = {}
+        self._submits: dict[tuple[str, int], Counter] = {}
 
     async def handle(self, items: Sequence[Decoded[dispatch_pb2.DispatchBatch]]) -> None:
         """ConsumerLoop handler: each batch's DeliveryBatch is acknowledged before the next batch starts."""
@@ -192,25 +200,36 @@ class Sender:
         return out
 
     def prepare(self, batch: dispatch_pb2.DispatchBatch) -> list[Prepared]:
-        """Render every recipient first: a template problem poisons the batch before anything is submitted."""
+        """Render every recipient first: a template problem poisons the batch before anything is submitted.
+        The template is compiled once per batch, routes looked up once per carrier, each PDU encoded once."""
         ctx = batch.ctx
         prepared: list[Prepared] = []
         seen: set[int] = set()
+        template: CompiledTemplate | None = None
+        routes: dict[str, tuple[SmscLink, str, str, bool]] = {}
+        skipped = 0
         for recipient in batch.recipients:
             if recipient.route not in SENDABLE_ROUTES:
-                RECIPIENTS.labels("skipped_route").inc()
+                skipped += 1
                 continue
             if recipient.index in seen:
                 continue
             seen.add(recipient.index)
             msg_id = message_id(ctx.task_id, batch.batch_no, recipient.index)
             try:
-                sms = render(ctx, recipient)
+                if template is None:
+                    template = CompiledTemplate(ctx)
+                text = template.text(recipient)
             except RenderError as exc:
                 raise PoisonMessage(
                     f"task {ctx.task_id} batch {batch.batch_no} recipient {recipient.index}: {exc}"
                 ) from exc
-            link, default_source = self.pool.route(recipient.carrier)
+            route = routes.get(recipient.carrier)
+            if route is None:
+                link, default_source = self.pool.route(recipient.carrier)
+                carrier = carrier_key(recipient.carrier)
+                route = routes[recipient.carrier] = (link, default_source, carrier, self.limiter.paced(carrier))
+            link, default_source, carrier, paced = route
             source = ctx.channel_number or default_source
             if recipient.msisdn:
                 destination, ton, npi = recipient.msisdn, TON_INTERNATIONAL, NPI_ISDN
@@ -221,17 +240,19 @@ class Sender:
                 pdus = build_submit_sms(
                     source,
                     destination,
-                    sms.text,
+                    text,
                     reference=int(msg_id[:2], 16),
                     dest_addr_ton=ton,
                     dest_addr_npi=npi,
                 )
                 for pdu in pdus:
-                    pdu.encode()
+                    pdu.seal()
             except PduError as exc:
                 pdus, error = [], status_name(exc.command_status)
             except ValueError:  # more than 255 parts
                 pdus, error = [], status_name(ESME_RINVMSGLEN)
+            # build_submit_sms splits exactly as count_segments counts: one part per billable segment.
+            segments = len(pdus) if pdus else count_segments(text)[1]
             record = MessageRecord(
                 msg_id=msg_id,
                 tenant_id=ctx.tenant_id,
@@ -241,7 +262,7 @@ class Sender:
                 mobile=recipient.mobile,
                 destination=destination,
                 parts=max(1, len(pdus)),
-                segments=sms.segments,
+                segments=segments,
                 route=recipient.route,
                 carrier=recipient.carrier,
                 tpl_id=ctx.tpl_id,
@@ -249,7 +270,9 @@ class Sender:
                 aim_url=ctx.aim_url,
                 smsc=link.ns,
             )
-            prepared.append(Prepared(record, pdus, link, carrier_key(recipient.carrier), error))
+            prepared.append(Prepared(record, pdus, link, carrier, error, paced))
+        if skipped:
+            RECIPIENTS.labels("skipped_route").inc(skipped)
         return prepared
 
     # ------------------------------------------------------------------ one chunk
@@ -260,17 +283,18 @@ class Sender:
             claims = await self.store.claim([p.record for p in chunk])
             fresh: list[Prepared] = []
             found_pending: list[str] = []
+            counts: collections.Counter[str] = collections.Counter()
             for item, existing in zip(chunk, claims, strict=True):
                 if existing is None:
                     fresh.append(item)
                 elif existing.state == STATE_SUBMITTED:
-                    RECIPIENTS.labels("already_submitted").inc()
+                    counts["already_submitted"] += 1
                     result.submitted.append(self._submitted_event(existing))
                 elif existing.state == STATE_FAILED:
-                    RECIPIENTS.labels("already_failed").inc()
+                    counts["already_failed"] += 1
                     result.finals.append((self._failed_event(existing), existing))
                 else:
-                    RECIPIENTS.labels("already_pending").inc()
+                    counts["already_pending"] += 1
                     found_pending.append(existing.msg_id)
             if found_pending:
                 log.warning(
@@ -284,7 +308,7 @@ class Sender:
             in_doubt: list[MessageRecord] = []
             unsent: list[MessageRecord] = []
             for item, sent in zip(fresh, sends, strict=True):
-                RECIPIENTS.labels(sent.outcome.value).inc()
+                counts[sent.outcome.value] += 1
                 if sent.outcome is Outcome.SUBMITTED:
                     record = item.record.submitted(sent.carrier_ids, sent.at_ms)
                     submitted.append(record)
@@ -302,6 +326,8 @@ class Sender:
                 submitted=submitted, failed=failed, in_doubt=in_doubt, unsent=unsent, now_ms=now_ms()
             )
             result.unsent = len(unsent)
+        for outcome, count in counts.items():
+            RECIPIENTS.labels(outcome).inc(count)
         return result
 
     @staticmethod
@@ -324,14 +350,17 @@ class Sender:
         if item.error:
             return SendResult(Outcome.FAILED, code=item.error, at_ms=now_ms())
         link = item.link
+        carrier = item.carrier
         ids: list[str] = []
         for pdu in item.pdus:
             while True:
                 pdu.sequence_number = 0
                 try:
-                    await self.limiter.acquire(item.carrier)
-                    await link.wait_unthrottled()
-                    client = await link.session()
+                    if item.paced:
+                        await self.limiter.acquire(carrier)
+                    if link.throttled:
+                        await link.wait_unthrottled()
+                    client = link.pick() or await link.session()
                 except SmppConnectionError:
                     # Nothing of this part was written. The first part: nothing of the message was, retry later.
                     # A later part: the message is cut, its first parts are out: in doubt.
@@ -352,16 +381,25 @@ class Sender:
                     return SendResult(Outcome.IN_DOUBT, ids)
                 finally:
                     IN_FLIGHT.dec()
-                SUBMIT_SECONDS.labels(item.carrier).observe(time.perf_counter() - started)
+                self._observe(carrier, resp.command_status, time.perf_counter() - started)
                 status = resp.command_status
-                SUBMITS.labels(item.carrier, status_name(status)).inc()
                 if status == ESME_ROK:
                     link.on_accepted()
                     ids.append(resp.message_id)
                     break
                 if status in RETRY_STATUSES:
-                    THROTTLED.labels(item.carrier).inc()
+                    THROTTLED.labels(carrier).inc()
                     link.on_throttled()
                     continue
                 return SendResult(Outcome.FAILED, ids, code=status_name(status), at_ms=now_ms())
         return SendResult(Outcome.SUBMITTED, ids, at_ms=now_ms())
+
+    def _observe(self, carrier: str, status: int, seconds: float) -> None:
+        histogram = self._submit_seconds.get(carrier)
+        if histogram is None:
+            histogram = self._submit_seconds[carrier] = SUBMIT_SECONDS.labels(carrier)
+        histogram.observe(seconds)
+        counter = self._submits.get((carrier, status))
+        if counter is None:
+            counter = self._submits[(carrier, status)] = SUBMITS.labels(carrier, status_name(status))
+        counter.inc()

@@ -191,6 +191,15 @@ class SmscLink:
 
     # ------------------------------------------------------------------ submits
 
+    def pick(self) -> SmppClient | None:
+        """The bound session with the fewest outstanding requests, None when none is bound (no waiting)."""
+        return self._pick()
+
+    @property
+    def throttled(self) -> bool:
+        """The link is paused after an ESME_RTHROTTLED (:meth:`wait_unthrottled` waits for the end)."""
+        return self._throttled_until > 0 and asyncio.get_running_loop().time() < self._throttled_until
+
     def _pick(self) -> SmppClient | None:
         best: SmppClient | None = None
         for client in self.clients:

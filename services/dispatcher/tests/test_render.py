@@ -6,7 +6,7 @@ import pytest
 
 from magpie.v1 import dispatch_pb2
 from magpie_common.sms_text import SmsEncoding, split
-from magpie_dispatcher.render import RenderError, fill, render, render_text, variable_numbers
+from magpie_dispatcher.render import CompiledTemplate, RenderError, fill, render, render_text, variable_numbers
 from magpie_dispatcher.testing import context
 
 URL = "https://mgp.example/AbCdEfGhIj"
@@ -75,3 +75,36 @@ def test_segments_count_the_whole_text_signature_included() -> None:
     assert sms.segments == 2 and len(split(sms.text)) == 2
     long = render(context("t", template="字" * 190 + "${1}", sign="喜鹊"), person(short_url="u"))
     assert long.segments == 3 == len(split(long.text))
+
+
+@pytest.mark.parametrize(
+    ("template", "link_param", "short_url", "params"),
+    [
+        ("${3}/${2}/${1}", 2, URL, ["a", "b"]),
+        ("${1} ${2} ${3}", 1, URL, ["x", "y"]),
+        ("${10} then ${4} then ${7}", 10, URL, ["four", "seven"]),
+        ("${1}-${2}-${1}", 2, URL, ["v"]),
+        ("${1} ${2}", 1, URL, ["${1}"]),
+        ("no variables", 1, "", []),
+        ("${1}", 1, URL, []),
+    ],
+)
+def test_compiled_template_renders_like_render_text(
+    template: str, link_param: int, short_url: str, params: list[str]
+) -> None:
+    ctx = context("t", template=template, sign="喜鹊", link_param=link_param)
+    who = person(*params, short_url=short_url)
+    assert CompiledTemplate(ctx).text(who) == render_text(ctx, who)
+
+
+@pytest.mark.parametrize(
+    ("template", "short_url", "params"),
+    [("${1} ${2}", URL, []), ("${1} ${2}", URL, ["a", "b"]), ("${1}", "", []), ("static ${2}", URL, ["x"])],
+)
+def test_compiled_template_refuses_what_render_text_refuses(template: str, short_url: str, params: list[str]) -> None:
+    ctx = context("t", template=template)
+    who = person(*params, short_url=short_url)
+    with pytest.raises(RenderError):
+        render_text(ctx, who)
+    with pytest.raises(RenderError):
+        CompiledTemplate(ctx).text(who)

@@ -58,6 +58,7 @@ from magpie_common.smpp.receipt import (
     parse_receipt_text,
     receipt_deliver_sm,
     receipt_from_deliver_sm,
+    receipt_id_and_stat,
 )
 from magpie_common.smpp.submit import build_submit_sms
 
@@ -112,5 +113,6 @@ __all__ = [
     "parse_receipt_text",
     "receipt_deliver_sm",
     "receipt_from_deliver_sm",
+    "receipt_id_and_stat",
     "status_name",
 ]

@@ -271,8 +271,19 @@ class _ShortMessagePdu(Pdu):
     sm_default_msg_id: int = 0
     short_message: bytes = b""
     tlvs: dict[int, bytes] = field(default_factory=dict)
+    # The body encoded by seal(): encode() then only packs the header (the sequence number changes per attempt).
+    sealed_body: bytes | None = field(default=None, repr=False, compare=False)
+
+    def seal(self) -> bytes:
+        """Encode the body once (raising ``PduError`` if it does not encode) and reuse it for every later
+        ``encode()``. Fields changed after sealing are not encoded: seal again."""
+        self.sealed_body = None
+        self.sealed_body = body = self.encode_body()
+        return body
 
     def encode_body(self) -> bytes:
+        if self.sealed_body is not None:
+            return self.sealed_body
         if len(self.short_message) > MAX_SHORT_MESSAGE:
             raise PduError(
                 f"short_message is {len(self.short_message)} octets, at most {MAX_SHORT_MESSAGE}; "

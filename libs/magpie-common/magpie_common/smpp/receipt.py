@@ -214,6 +214,22 @@ def receipt_from_deliver_sm(pdu: DeliverSm) -> DeliveryReceipt:
     return receipt
 
 
+def receipt_id_and_stat(pdu: DeliverSm) -> tuple[str, str]:
+    """(message id, stat) of the receipt in a deliver_sm: what correlating a receipt needs, read from the
+    receipted_message_id and message_state TLVs without parsing the text when both are there (SMPP 3.4 SMSCs send
+    them), else from ``receipt_from_deliver_sm``. Raises ``ReceiptParseError`` if it is not a receipt."""
+    if not pdu.is_delivery_receipt:
+        raise ReceiptParseError("deliver_sm is not a delivery receipt (esm_class message type is not 0x04)")
+    tlv_id = pdu.receipted_message_id
+    tlv_state = pdu.message_state
+    if tlv_id and tlv_state is not None:
+        stat = MESSAGE_STATE_TO_STAT.get(tlv_state)
+        if stat is not None:
+            return tlv_id, stat
+    receipt = receipt_from_deliver_sm(pdu)
+    return receipt.message_id, receipt.stat
+
+
 def receipt_deliver_sm(
     receipt: DeliveryReceipt,
     *,
