@@ -32,7 +32,7 @@ class SimulatorConfig:
     reject_prefixes: tuple[str, ...] = ()
     receipt_ack_timeout: float = 30.0
     receipt_retry_delay: float = 1.0
-    deliver_window: int = 64
+    deliver_window: int = 256
     submissions_log: str | None = None
     max_records: int = 1_000_000
 
@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--deliver-window",
         type=int,
-        default=env_int("MAGPIE_SIM_DELIVER_WINDOW", 64),
+        default=env_int("MAGPIE_SIM_DELIVER_WINDOW", 256),
         help="unacknowledged deliver_sm per session (MAGPIE_SIM_DELIVER_WINDOW, default %(default)s)",
     )
     parser.add_argument(

@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--window", type=int, default=256)
-    parser.add_argument("--deliver-window", type=int, default=64)
+    parser.add_argument("--deliver-window", type=int, default=256)
     parser.add_argument("--dlr-delay", type=float, default=0.1)
     parser.add_argument("--profile", default="", help="py-spy raw (collapsed) profile of the simulator to this file")
     print(json.dumps(asyncio.run(drive(parser.parse_args()))))

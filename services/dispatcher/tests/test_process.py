@@ -84,7 +84,7 @@ async def test_process_ready_then_sigterm_finishes_the_batch_in_hand_and_unbinds
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client:
                 assert await wait_ready(client) == {"redis": True, "smpp": True, "consumer": True}
-                assert sim.stats()["sessions"]["bound"] == 1
+                assert sim.stats()["sessions"]["bound"] >= 1  # ready once every SMSC has a bound session
                 await produce(settings, [batch])
                 async with asyncio.timeout(20):
                     while sim.stats()["accepted"] < 8:
