@@ -21,7 +21,9 @@ from magpie_common.smpp.receipt import (
     format_receipt,
     parse_receipt_text,
     receipt_deliver_sm,
+    receipt_deliver_sm_body,
     receipt_from_deliver_sm,
+    receipt_id_and_stat,
 )
 from magpie_common.smpp.submit import build_submit_sms
 
@@ -143,3 +145,50 @@ def test_build_submit_sms() -> None:
     assert len(parts) == 2
     assert all(p.esm_class == 0x40 and p.data_coding == 0x08 and p.registered_delivery == 0 for p in parts)
     assert [p.short_message[:6] for p in parts] == [bytes([5, 0, 3, 9, 2, 1]), bytes([5, 0, 3, 9, 2, 2])]
+
+
+@pytest.mark.parametrize(
+    ("stat", "text", "source"),
+    [
+        ("DELIVRD", "【喜鹊】您的订单已发货 https://m.example/c1", "8613800000001"),
+        ("UNDELIV", "plain ascii text that is longer than twenty", "13800000000"),
+        ("REJECTD", "tab\there", "1"),
+        ("EXPIRED", "", "8613800000001"),
+    ],
+)
+def test_receipt_body_assembled_directly_equals_the_encoded_pdu(stat: str, text: str, source: str) -> None:
+    receipt = DeliveryReceipt(
+        message_id="a1b2c3d4e50000000001",
+        stat=stat,
+        err="001",
+        submit_date=datetime(2026, 1, 2, 3, 4),
+        done_date=datetime(2026, 1, 2, 3, 5, 59),
+        text=text,
+    )
+    pdu = receipt_deliver_sm(receipt, source_addr=source, destination_addr="10690001")
+    assert receipt_deliver_sm_body(receipt, source_addr=source, destination_addr="10690001") == pdu.encode_body()
+
+
+def test_printable_replaces_every_non_ascii_or_control_character() -> None:
+    text = build_receipt_text("1", stat="DELIVRD", text="a\x01b【c】d\x7fe~ 汉字")
+    assert text.endswith("text:a?b?c?d?e~ ??")
+
+
+def test_id_and_stat_from_the_tlvs_or_the_text() -> None:
+    with_tlvs = DeliverSm(
+        esm_class=0x04,
+        short_message=b"id:text-id sub:001 dlvrd:000 stat:UNDELIV err:001 text:",
+        tlvs={TAG_RECEIPTED_MESSAGE_ID: tlv_cstring("tlv-id"), TAG_MESSAGE_STATE: tlv_uint8(MESSAGE_STATE_DELIVERED)},
+    )
+    assert (
+        receipt_id_and_stat(with_tlvs)
+        == ("tlv-id", "DELIVRD")
+        == (
+            receipt_from_deliver_sm(with_tlvs).message_id,
+            receipt_from_deliver_sm(with_tlvs).stat,
+        )
+    )
+    text_only = DeliverSm(esm_class=0x04, short_message=b"id:text-id sub:001 dlvrd:000 stat:UNDELIV err:001 text:")
+    assert receipt_id_and_stat(text_only) == ("text-id", "UNDELIV")
+    with pytest.raises(ReceiptParseError):
+        receipt_id_and_stat(DeliverSm(esm_class=0x00, short_message=b"id:1 stat:DELIVRD"))

@@ -38,7 +38,7 @@ from magpie_common.smpp.constants import (
     status_name,
 )
 from magpie_common.smpp.pdu import HEADER, SubmitSm, tlv_to_int
-from magpie_common.smpp.receipt import STAT_DELIVERED, DeliveryReceipt, receipt_deliver_sm
+from magpie_common.smpp.receipt import STAT_DELIVERED, DeliveryReceipt, receipt_deliver_sm_body
 from magpie_common.sms_text import ConcatInfo, decode_text, parse_udh
 
 logger = logging.getLogger(__name__)
@@ -265,12 +265,10 @@ class CarrierSimulator:
             done_date=datetime.now(UTC),
             text=submission.text,
         )
-        pdu = receipt_deliver_sm(
+        body = receipt_deliver_sm_body(
             receipt, source_addr=submission.destination_addr, destination_addr=submission.source_addr
         )
-        self.router.enqueue(
-            PendingReceipt(system_id=submission.system_id, message_id=submission.message_id, body=pdu.encode_body())
-        )
+        self.router.enqueue(PendingReceipt(system_id=submission.system_id, message_id=submission.message_id, body=body))
 
     # ------------------------------------------------------------------ inspection
 

@@ -28,7 +28,7 @@ from magpie_common.smpp.constants import (
     TAG_RECEIPTED_MESSAGE_ID,
 )
 from magpie_common.smpp.errors import SmppError
-from magpie_common.smpp.pdu import DeliverSm, tlv_cstring, tlv_uint8
+from magpie_common.smpp.pdu import MAX_SHORT_MESSAGE, DeliverSm, tlv_cstring, tlv_uint8
 
 STAT_DELIVERED: Final = "DELIVRD"
 STAT_EXPIRED: Final = "EXPIRED"
@@ -88,13 +88,28 @@ class DeliveryReceipt:
         return STAT_TO_MESSAGE_STATE.get(self.stat, MESSAGE_STATE_UNKNOWN)
 
 
+_DATE_CACHE: dict[tuple[int, int, int, int, int], str] = {}  # receipt dates have minute resolution
+
+
 def _fmt_date(value: datetime | None) -> str:
-    return value.strftime(RECEIPT_DATE_FORMAT) if value is not None else "0000000000"
+    if value is None:
+        return "0000000000"
+    key = (value.year, value.month, value.day, value.hour, value.minute)
+    text = _DATE_CACHE.get(key)
+    if text is None:
+        if len(_DATE_CACHE) > 4096:
+            _DATE_CACHE.clear()
+        text = _DATE_CACHE[key] = value.strftime(RECEIPT_DATE_FORMAT)
+    return text
 
 
 def _printable(text: str) -> str:
     """Receipts travel with data_coding 0: keep printable ASCII, replace anything else by '?'."""
-    return "".join(ch if " " <= ch <= "~" else "?" for ch in text[:RECEIPT_TEXT_CHARS])
+    head = text[:RECEIPT_TEXT_CHARS]
+    ascii_text = head.encode("ascii", "replace").decode("ascii")  # one '?' per non-ASCII character
+    if ascii_text.isprintable():  # ASCII printable is exactly ' '..'~'
+        return ascii_text
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in head)
 
 
 def build_receipt_text(
@@ -228,6 +243,40 @@ def receipt_id_and_stat(pdu: DeliverSm) -> tuple[str, str]:
             return tlv_id, stat
     receipt = receipt_from_deliver_sm(pdu)
     return receipt.message_id, receipt.stat
+
+
+_RECEIPT_TLV_HEADERS = (
+    TAG_RECEIPTED_MESSAGE_ID.to_bytes(2, "big"),
+    TAG_MESSAGE_STATE.to_bytes(2, "big") + (1).to_bytes(2, "big"),
+)
+
+
+def receipt_deliver_sm_body(receipt: DeliveryReceipt, *, source_addr: str, destination_addr: str) -> bytes:
+    """``receipt_deliver_sm(receipt, ...).encode_body()`` (TON/NPI 0) assembled directly: what an SMSC sending
+    thousands of receipts per second wants, without building the PDU object."""
+    text = format_receipt(receipt).encode("latin-1")
+    message_id = receipt.message_id.encode("latin-1")
+    source = source_addr.encode("latin-1")
+    destination = destination_addr.encode("latin-1")
+    if len(text) > MAX_SHORT_MESSAGE or len(source) > 20 or len(destination) > 20 or b"\0" in source + destination:
+        return receipt_deliver_sm(receipt, source_addr=source_addr, destination_addr=destination_addr).encode_body()
+    tag_id, tag_state = _RECEIPT_TLV_HEADERS
+    return b"".join(
+        (
+            b"\0\0\0",  # service_type "", source_addr_ton 0, source_addr_npi 0
+            source,
+            b"\0\0\0",  # NUL, dest_addr_ton 0, dest_addr_npi 0
+            destination,
+            bytes((0, ESM_CLASS_DELIVERY_RECEIPT, 0, 0, 0, 0, 0, 0, DATA_CODING_DEFAULT, 0, len(text))),
+            text,
+            tag_id,
+            (len(message_id) + 1).to_bytes(2, "big"),
+            message_id,
+            b"\0",
+            tag_state,
+            bytes((receipt.message_state,)),
+        )
+    )
 
 
 def receipt_deliver_sm(
