@@ -179,7 +179,13 @@ def run_campaign(
     )
     say(f"{label}: {n} recipients, {seeded.get('imported')} devices seeded, prerequisites approved")
     capable = {s.mobile for s in population.subscribers if s.kind == "capable"}
-    handsets = HandsetPlayer(ctx.reader, stack.url("shortlink"), capable.__contains__, share=args.resolve_share)
+    handsets = HandsetPlayer(
+        ctx.reader,
+        stack.url("shortlink"),
+        capable.__contains__,
+        share=args.resolve_share,
+        concurrency=args.handset_concurrency,
+    )
     handsets.start()
     sim_before = simulator_stats(stack)
     submits_before = ctx.reader.submits
@@ -367,6 +373,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--recipients", type=int, default=1_000_000, help="recipients of the campaign")
     parser.add_argument("--single-recipients", type=int, default=20_000, help="recipients of the single-mode run")
     parser.add_argument("--resolve-share", type=float, default=0.3, help="share of capable handsets resolving")
+    parser.add_argument("--handset-concurrency", type=int, default=4, help="resolve calls in flight")
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="idle CPU measurement")
     parser.add_argument("--sample-seconds", type=float, default=5.0, help="interval of the stage series")
     parser.add_argument("--baseline-records", type=int, default=20_000, help="at most this many broker records")

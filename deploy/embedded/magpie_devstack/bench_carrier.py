@@ -4,14 +4,15 @@ JSON line per accepted submit_sm) instead of downloading a million rows over HTT
 - ``SubmissionLogReader`` tails the file: parts are reassembled into messages (concatenation reference, total,
   sequence), every (destination, part) is checked for uniqueness, and a reservoir of complete message texts is
   kept (the SMPP baseline replays them)
-- ``HandsetPlayer`` plays the capable handsets' messaging apps: a thread that reads the new messages, and resolves
-  the short link of a share of those to capable handsets at the shortlink edge (``POST /v1/resolve``), timing
-  each call
+- ``HandsetPlayer`` plays the capable handsets' messaging apps: a thread that reads the new messages and a few
+  workers that resolve the short link of a share of those to capable handsets at the shortlink edge
+  (``POST /v1/resolve``), timing each call
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
 import random
 import threading
 import time
@@ -128,7 +129,8 @@ class SubmissionLogReader:
 
 
 class HandsetPlayer(threading.Thread):
-    """Resolves the links of a share of the messages delivered to capable handsets, as their messaging apps do."""
+    """Resolves the links of a share of the messages delivered to capable handsets, as their messaging apps do:
+    this thread reads the log, ``concurrency`` workers (each with its own keep-alive connection) make the calls."""
 
     def __init__(
         self,
@@ -137,6 +139,7 @@ class HandsetPlayer(threading.Thread):
         is_capable: Callable[[str], bool],
         *,
         share: float,
+        concurrency: int = 4,
         seed: int = 11,
         poll_s: float = 0.5,
     ) -> None:
@@ -151,54 +154,60 @@ class HandsetPlayer(threading.Thread):
         self.refused = 0
         self.latencies: list[float] = []
         self.lock = threading.Lock()
+        self._codes: queue.Queue[str | None] = queue.Queue(maxsize=10_000)
+        self._workers = [
+            threading.Thread(target=self._work, name=f"bench-handset-{n}", daemon=True) for n in range(concurrency)
+        ]
         self._finishing = threading.Event()
-        self._idle = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(timeout=30) as http:
-            while True:
-                stopping = self._finishing.is_set()
-                messages = self.reader.read_new()
-                for message in messages:
-                    self._maybe_resolve(http, message)
-                if not messages:
-                    self._idle.set()
-                    if stopping:
-                        return
-                    time.sleep(self.poll_s)
-                else:
-                    self._idle.clear()
+        for worker in self._workers:
+            worker.start()
+        while True:
+            finishing = self._finishing.is_set()
+            messages = self.reader.read_new()
+            for message in messages:
+                code = self._pick(message)
+                if code is not None:
+                    self._codes.put(code)
+            if not messages:
+                if finishing:
+                    break
+                time.sleep(self.poll_s)
+        for _ in self._workers:
+            self._codes.put(None)
+        for worker in self._workers:
+            worker.join()
 
-    def _maybe_resolve(self, http: httpx.Client, message: Message) -> None:
+    def _pick(self, message: Message) -> str | None:
         if not self.is_capable(message.destination[-11:]) or self.rng.random() >= self.share:
-            return
+            return None
         match = LINK.search(message.text)
-        if match is None:
-            return
-        started = time.perf_counter()
-        try:
-            response = http.post(f"{self.shortlink_url}/v1/resolve", json={"code": match.group(1)})
-        except httpx.HTTPError:
-            with self.lock:
-                self.refused += 1
-            return
-        elapsed = time.perf_counter() - started
-        with self.lock:
-            if response.status_code == 200:
-                self.resolved += 1
-                self.latencies.append(elapsed)
-            else:
-                self.refused += 1
+        return match.group(1) if match else None
+
+    def _work(self) -> None:
+        with httpx.Client(timeout=30) as http:
+            while (code := self._codes.get()) is not None:
+                started = time.perf_counter()
+                try:
+                    response = http.post(f"{self.shortlink_url}/v1/resolve", json={"code": code})
+                except httpx.HTTPError:
+                    with self.lock:
+                        self.refused += 1
+                    continue
+                elapsed = time.perf_counter() - started
+                with self.lock:
+                    if response.status_code == 200:
+                        self.resolved += 1
+                        self.latencies.append(elapsed)
+                    else:
+                        self.refused += 1
 
     def finish(self, timeout_s: float) -> bool:
         """Read the log to its end, resolve what is left, stop; False when that took longer than ``timeout_s``."""
         self._finishing.set()
         self.join(timeout_s)
         return not self.is_alive()
-
-    def drained(self) -> bool:
-        """True when the last read found nothing new."""
-        return self._idle.is_set()
 
 
 def wait_file_quiet(path: Path, quiet_s: float, limit_s: float) -> None:
