@@ -6,7 +6,8 @@ authentication with a simulator account.
 
 One request per connection (``Connection: close``), bodies by ``Content-Length`` (at most 8 MiB: a registered
 template carries its media in base64); enough for curl, httpx, tests, the dispatcher and a Prometheus scrape, with
-no web framework.
+no web framework. The listings (/submissions, /messages: up to a million rows) are serialised in slices of
+``_LIST_SLICE`` rows, yielding to the event loop between slices, so a listing never stalls the SMPP sessions.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import itertools
 import logging
 import secrets
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -45,6 +48,7 @@ _REASONS = {
     500: "Internal Server Error",
 }
 _VMS_PREFIX = "/vms/v1/"
+_LIST_SLICE = 2_000
 
 Response = tuple[int, str, bytes, str]
 
@@ -107,7 +111,7 @@ class HttpApi:
                 return self._vms(method, url.path[len(_VMS_PREFIX) :], query, headers, body)
             if method not in ("GET", "HEAD"):
                 return self._json(405, {"error": f"method {method} not allowed"}, method)
-            return self._route(url.path, query, method)
+            return await self._route(url.path, query, method)
         except Exception as exc:  # an inspection bug must not kill the simulator
             logger.exception("http handler failed")
             return self._json(500, {"error": repr(exc)}, method)
@@ -127,7 +131,7 @@ class HttpApi:
         return await reader.readexactly(length) if length else b""
 
     # --- inspection ----------------------------------------------------------------------------------------------
-    def _route(self, path: str, query: dict[str, str], method: str) -> Response:
+    async def _route(self, path: str, query: dict[str, str], method: str) -> Response:
         sim = self._simulator
         if path == "/healthz":
             return self._json(200, {"status": "ok"}, method)
@@ -141,10 +145,11 @@ class HttpApi:
                 except ValueError:
                     return self._json(400, {"error": "limit must be an integer"}, method)
             if path == "/messages":
-                rows = sim.messages(query.get("destination"), limit)
-                return self._json(200, {"count": len(rows), "messages": rows}, method)
-            rows = sim.submissions(query.get("destination"), limit)
-            return self._json(200, {"count": len(rows), "submissions": rows}, method)
+                body = await _sliced_listing("messages", sim.log.iter_messages(query.get("destination"), limit))
+            else:
+                rows = (row.to_json() for row in sim.log.iter_list(query.get("destination"), limit))
+                body = await _sliced_listing("submissions", rows)
+            return 200, "application/json", body, method
         if path == "/duplicates":
             rows = sim.duplicates()
             return self._json(200, {"count": len(rows), "duplicates": rows}, method)
@@ -215,3 +220,18 @@ class HttpApi:
     @staticmethod
     def _json(status: int, payload: Any, method: str) -> Response:
         return status, "application/json", orjson.dumps(payload), method
+
+
+async def _sliced_listing(name: str, rows: Iterator[dict[str, Any]]) -> bytes:
+    """``{"count": n, "<name>": [rows...]}``, serialised ``_LIST_SLICE`` rows at a time with a yield to the event
+    loop after each slice."""
+    pieces: list[bytes] = []
+    count = 0
+    while True:
+        chunk = list(itertools.islice(rows, _LIST_SLICE))
+        if not chunk:
+            break
+        count += len(chunk)
+        pieces.append(orjson.dumps(chunk)[1:-1])
+        await asyncio.sleep(0)
+    return b'{"count":%d,"%s":[%s]}' % (count, name.encode(), b",".join(pieces))

@@ -215,10 +215,11 @@ class CarrierSimulator:
             message_key = data
         stat, err = self.policy.decide(pdu.destination_addr, message_key)
         message_id = self._new_message_id()
+        log = self.log
         submission = Submission(
             message_id=message_id,
-            system_id=session.system_id or "",
-            source_addr=pdu.source_addr,
+            system_id=log.shared(session.system_id or ""),
+            source_addr=log.shared(pdu.source_addr),
             destination_addr=pdu.destination_addr,
             text=decode_text(payload, pdu.data_coding),
             data_coding=pdu.data_coding,
@@ -231,7 +232,7 @@ class CarrierSimulator:
             concat_total=concat.total if concat else None,
             concat_seq=concat.seq if concat else None,
         )
-        self.log.add(submission)
+        log.add(submission)
         counters.submits_total += 1
         counters.accepted += 1
         counters.submit_status[ESME_ROK] += 1

@@ -36,6 +36,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -132,6 +139,7 @@ async def drive(args: argparse.Namespace) -> dict[str, float]:
         await asyncio.wait_for(all_receipts.wait(), timeout=120)
         finished = time.perf_counter()
         cpu = cpu_seconds(sim.pid) - cpu0
+        rss = rss_mb(sim.pid)
         if spy is not None:
             spy.send_signal(2)
             spy.wait(30)
@@ -147,6 +155,7 @@ async def drive(args: argparse.Namespace) -> dict[str, float]:
             "sim_cpu_s": round(cpu, 2),
             "sim_cpu_s_per_10k": round(cpu / args.messages * 10_000, 3),
             "sim_msgs_per_cpu_s": round(args.messages / cpu) if cpu else 0,
+            "sim_rss_mb": round(rss),
         }
     finally:
         sim.terminate()

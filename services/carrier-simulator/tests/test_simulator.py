@@ -563,3 +563,90 @@ async def test_runs_as_a_module() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+# ---------------------------------------------------------------------------------------------------- throughput
+
+
+class HeldReceipts:
+    """An on_deliver_batch handler that records how many deliver_sm each read carried and holds every answer until
+    released: what the SMSC keeps in flight is then exactly what it sent without waiting."""
+
+    def __init__(self) -> None:
+        self.pdus: list[DeliverSm] = []
+        self.reads: list[int] = []
+        self.released = asyncio.Event()
+
+    async def __call__(self, pdus: list[DeliverSm]) -> list[int]:
+        self.pdus.extend(pdus)
+        self.reads.append(len(pdus))
+        await self.released.wait()
+        return [ESME_ROK] * len(pdus)
+
+
+async def test_a_whole_deliver_window_is_sent_without_waiting_for_answers(
+    make_sim: SimFactory, connect: ClientFactory
+) -> None:
+    sim = await make_sim(deliver_window=40, dlr_delay=0.0)
+    held = HeldReceipts()
+    client = await connect(sim, window=100, on_deliver_batch=held)
+    pdus = [build_submit_sms("1065", f"86138{i:08d}", "window")[0] for i in range(100)]
+    await asyncio.gather(*(client.submit(pdu) for pdu in pdus))
+    await wait_until(lambda: len(held.pdus) == 40)
+    stats = sim.stats()["receipts"]
+    assert stats["in_flight"] == 40 and stats["queued"] == 60 and stats["delivered"] == 0
+    assert max(held.reads) > 1  # several deliver_sm per socket read: the window arrives in batches
+    held.released.set()  # the window answered: the simulator refills it until every receipt is delivered
+    await wait_until(lambda: sim.stats()["receipts"]["delivered"] == 100)
+    assert len({receipt_from_deliver_sm(p).message_id for p in held.pdus}) == 100
+
+
+async def test_receipts_use_the_windows_of_every_session(make_sim: SimFactory, connect: ClientFactory) -> None:
+    sim = await make_sim(deliver_window=10, dlr_delay=0.0)
+    sessions = [HeldReceipts() for _ in range(3)]
+    clients = [await connect(sim, window=64, on_deliver_batch=held) for held in sessions]
+    pdus = [build_submit_sms("1065", f"86139{i:08d}", "sessions")[0] for i in range(50)]
+    await asyncio.gather(*(clients[0].submit(pdu) for pdu in pdus))
+    await wait_until(lambda: sum(len(h.pdus) for h in sessions) == 30)
+    assert [len(h.pdus) for h in sessions] == [10, 10, 10]  # every session's window full, the rest queued
+    assert sim.stats()["receipts"]["queued"] == 20
+    for held in sessions:
+        held.released.set()
+    await wait_until(lambda: sim.stats()["receipts"]["delivered"] == 50)
+
+
+async def test_listings_are_served_in_slices_without_holding_the_event_loop(
+    make_sim: SimFactory, connect: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from magpie_carrier_simulator import http_api
+
+    monkeypatch.setattr(http_api, "_LIST_SLICE", 3)
+    sim = await make_sim()
+    client = await connect(sim)
+    for i in range(10):
+        await submit_text(client, "8613800000009" if i % 2 else f"86137{i:08d}", f"text {i}")
+    turns = 0
+    stop = asyncio.Event()
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while not stop.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_turns())
+    body = await http_api._sliced_listing("submissions", (s.to_json() for s in sim.log.iter_list()))
+    stop.set()
+    await counter
+    assert turns >= 4  # one yield per slice of 3 rows: 4 slices
+    listed = json.loads(body)
+    assert listed["count"] == 10
+    assert [row["text"] for row in listed["submissions"]] == [f"text {i}" for i in range(10)]
+    same = (await http_get(sim, "/submissions", destination="8613800000009")).json()
+    assert [row["text"] for row in same["submissions"]] == ["text 1", "text 3", "text 5", "text 7", "text 9"]
+    last = (await http_get(sim, "/messages", limit="2")).json()
+    assert [row["text"] for row in last["messages"]] == ["text 8", "text 9"]
+    await submit_text(client, "8613800000009", "text 3")  # the same message again: a duplicate
+    messages = (await http_get(sim, "/messages", destination="8613800000009")).json()["messages"]
+    assert [(m["text"], m["count"], len(m["message_ids"])) for m in messages][1] == ("text 3", 2, 2)
+    assert sim.stats()["messages"] == 11 and sim.stats()["duplicates"] == 1
