@@ -394,3 +394,49 @@ async def test_reconnect_after_close(smsc: ScriptedSmsc) -> None:
     await asyncio.wait_for(client.wait_closed(), 2)
     await client.connect_and_bind()
     assert client.is_bound
+
+
+async def test_a_read_of_deliver_sm_goes_to_the_batch_handler_in_one_call(smsc: ScriptedSmsc) -> None:
+    release = asyncio.Event()
+    calls: list[list[int]] = []
+
+    async def on_batch(pdus: list[DeliverSm]) -> list[int]:
+        calls.append([p.sequence_number for p in pdus])
+        await release.wait()
+        return [ESME_ROK if p.sequence_number % 2 else ESME_RSYSERR for p in pdus]
+
+    client = make_client(smsc, on_deliver_batch=on_batch)
+    await client.connect_and_bind()
+    window = b"".join(
+        DeliverSm(sequence_number=n, esm_class=0x04, short_message=b"id:1 stat:DELIVRD").encode() for n in range(1, 9)
+    )
+    smsc.send_raw(window)  # eight deliver_sm in one write
+    async with asyncio.timeout(2):
+        while not calls:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert calls == [[1, 2, 3, 4, 5, 6, 7, 8]]
+    assert not any(isinstance(p, DeliverSmResp) for p in smsc.drain()), "acknowledged before the handler returned"
+    release.set()
+    answers = [await smsc.expect(DeliverSmResp) for _ in range(8)]
+    assert [(r.sequence_number, r.command_status) for r in answers] == [
+        (n, ESME_ROK if n % 2 else ESME_RSYSERR) for n in range(1, 9)
+    ]
+
+
+async def test_a_failing_batch_handler_answers_every_deliver_sm_for_redelivery(smsc: ScriptedSmsc) -> None:
+    async def broken(pdus: list[DeliverSm]) -> list[int]:
+        raise RuntimeError("database down")
+
+    async def short(pdus: list[DeliverSm]) -> list[int]:
+        return []  # fewer statuses than deliver_sm: nothing is acknowledged
+
+    client = make_client(smsc, on_deliver_batch=broken)
+    await client.connect_and_bind()
+    smsc.send_raw(DeliverSm(sequence_number=1).encode() + DeliverSm(sequence_number=2).encode())
+    first = [await smsc.expect(DeliverSmResp) for _ in range(2)]
+    client.on_deliver_batch = short
+    smsc.send_raw(DeliverSm(sequence_number=3).encode() + DeliverSm(sequence_number=4).encode())
+    second = [await smsc.expect(DeliverSmResp) for _ in range(2)]
+    assert {r.command_status for r in first + second} == {ESME_RX_T_APPN}
+    assert sorted(r.sequence_number for r in first + second) == [1, 2, 3, 4]

@@ -51,6 +51,7 @@ class SmscSession(asyncio.Protocol):
         self.system_id: str | None = None  # set once bound
         self.peer = ""
         self.receipts_inflight: dict[int, PendingReceipt] = {}
+        self.submits = 0  # submit_sm received on this session
         self.transport: asyncio.Transport | None = None
         self.writer: CoalescingWriter | None = None
         self._framer = PduFramer()
@@ -154,6 +155,7 @@ class SmscSession(asyncio.Protocol):
                 self.simulator.count_refused(ESME_RINVBNDSTS)
                 self._respond_submit_error(pdu, ESME_RINVBNDSTS)
             else:
+                self.submits += 1
                 self.simulator.handle_submit(self, pdu)
         elif isinstance(pdu, DeliverSmResp):
             if self.system_id is not None:
