@@ -440,3 +440,20 @@ async def test_a_failing_batch_handler_answers_every_deliver_sm_for_redelivery(s
     second = [await smsc.expect(DeliverSmResp) for _ in range(2)]
     assert {r.command_status for r in first + second} == {ESME_RX_T_APPN}
     assert sorted(r.sequence_number for r in first + second) == [1, 2, 3, 4]
+
+
+async def test_each_request_expires_after_its_own_timeout_and_answered_ones_never(smsc: ScriptedSmsc) -> None:
+    client = make_client(smsc, window=8, response_timeout=30.0)
+    await client.connect_and_bind()
+    slow = asyncio.create_task(client.submit(submit_pdu("1"), timeout=30.0))
+    answered = asyncio.create_task(client.submit(submit_pdu("2"), timeout=0.3))
+    quick = asyncio.create_task(client.submit(submit_pdu("3"), timeout=0.3))  # sent after a longer timeout
+    sent = {p.destination_addr: p for p in [await smsc.expect(SubmitSm) for _ in range(3)]}
+    smsc.send(SubmitSmResp(sequence_number=sent["2"].sequence_number, message_id="two"))
+    assert (await answered).message_id == "two"
+    with pytest.raises(SmppTimeoutError):
+        await quick
+    assert not slow.done()  # its own (longer) deadline has not passed
+    smsc.send(SubmitSmResp(sequence_number=sent["1"].sequence_number, message_id="one"))
+    assert (await slow).message_id == "one"
+    assert client.outstanding == 0

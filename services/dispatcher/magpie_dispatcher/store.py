@@ -193,6 +193,10 @@ class DeliveryStore:
         self.claim_ttl = int(receipt_window_s + in_doubt_grace_s) + 86400
         self.cmid_ttl = int(receipt_window_s) + 3600
         self.due_key = settings.rkey("due")
+        # settings.rkey(kind, *parts) with the constant head computed once (keys are built per message)
+        self._sub, self._pend, self._cmid, self._dlr, self._final = (
+            settings.rkey(kind, "") for kind in ("sub", "pend", "cmid", "dlr", "final")
+        )
         self._claim = redis.register_script(_CLAIM)
         self._write = redis.register_script(_WRITE)
         self._decide = redis.register_script(_DECIDE)
@@ -202,19 +206,19 @@ class DeliveryStore:
     # ------------------------------------------------------------------ keys
 
     def sub_key(self, msg_id: str) -> str:
-        return self.settings.rkey("sub", msg_id)
+        return self._sub + msg_id
 
     def pend_key(self, smsc: str, destination: str) -> str:
-        return self.settings.rkey("pend", smsc, destination)
+        return f"{self._pend}{smsc}:{destination}"
 
     def cmid_key(self, smsc: str, carrier_id: str) -> str:
-        return self.settings.rkey("cmid", smsc, carrier_id)
+        return f"{self._cmid}{smsc}:{carrier_id}"
 
     def dlr_key(self, msg_id: str) -> str:
-        return self.settings.rkey("dlr", msg_id)
+        return self._dlr + msg_id
 
     def final_key(self, msg_id: str) -> str:
-        return self.settings.rkey("final", msg_id)
+        return self._final + msg_id
 
     # ------------------------------------------------------------------ submission claims
 

@@ -114,6 +114,64 @@ class _Window:
         self.release()
 
 
+_Watched = tuple[float, int, "asyncio.Future[Pdu]", int]  # deadline, sequence number, future, command_id
+
+
+class _Deadlines:
+    """Response deadlines without a timer per request: one FIFO per timeout value (deadlines in it are in order,
+    as requests are sent in order) and one timer armed for the earliest head. Answered requests leave the heads as
+    the answers come (mostly in order), the rest when the timer passes them."""
+
+    __slots__ = ("_at", "_expire", "_loop", "_queues", "_timer")
+
+    def __init__(self, expire: Callable[[int, asyncio.Future[Pdu], int, float], None]) -> None:
+        self._expire = expire
+        self._queues: dict[float, deque[_Watched]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(
+        self, loop: asyncio.AbstractEventLoop, timeout: float, seq: int, future: asyncio.Future[Pdu], command_id: int
+    ) -> None:
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = deque()
+        while queue and queue[0][2].done():
+            queue.popleft()
+        at = loop.time() + timeout
+        queue.append((at, seq, future, command_id))
+        if self._timer is None or at < self._at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._loop = loop
+            self._at = at
+            self._timer = loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        earliest: float | None = None
+        for timeout, queue in self._queues.items():
+            while queue and (queue[0][2].done() or queue[0][0] <= now):
+                _, seq, future, command_id = queue.popleft()
+                if not future.done():
+                    self._expire(seq, future, command_id, timeout)
+            if queue and (earliest is None or queue[0][0] < earliest):
+                earliest = queue[0][0]
+        if earliest is not None:
+            self._at = earliest
+            self._timer = loop.call_at(earliest, self._fire)
+
+    def clear(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queues.clear()
+
+
 class ClientState(Enum):
     CLOSED = "closed"
     CONNECTED = "connected"  # TCP open, bind not (yet) accepted
@@ -223,6 +281,7 @@ class SmppClient:
         self._closed = asyncio.Event()
         self._closed.set()
         self._keepalive_task: asyncio.Task[None] | None = None
+        self._deadlines = _Deadlines(self._expire)
         self._deliver_tasks: set[asyncio.Task[None]] = set()
         self._delivering = 0  # deliver_sm handed to handlers and not answered yet
         self._reading_paused = False
@@ -255,6 +314,7 @@ class SmppClient:
         loop = asyncio.get_running_loop()
         self._framer = PduFramer(self.max_pdu_length)
         self._pending = {}
+        self._deadlines.clear()
         self._window = _Window(self.window)
         self._writable.set()
         self._reading_paused = False
@@ -383,11 +443,10 @@ class SmppClient:
         future: asyncio.Future[Pdu] = loop.create_future()
         self._pending[seq] = future
         protocol.send(data)
-        timer = loop.call_later(timeout, self._expire, seq, future, pdu.command_id, timeout)
+        self._deadlines.watch(loop, timeout, seq, future, pdu.command_id)
         try:
             return await future
         finally:
-            timer.cancel()
             if self._pending.get(seq) is future:
                 del self._pending[seq]
 
@@ -584,6 +643,7 @@ class SmppClient:
         for future in pending.values():
             if not future.done():
                 future.set_exception(error)
+        self._deadlines.clear()
         self._writable.set()
         self._closed.set()
         log = logger.info if was_unbinding and exc is None else logger.warning
