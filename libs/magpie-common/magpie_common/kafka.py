@@ -166,7 +166,7 @@ class ConsumerLoop(Generic[M]):
             enable_auto_commit=False,
             auto_offset_reset="earliest" if self.from_beginning else "latest",
             session_timeout_ms=self.settings.kafka_session_timeout_ms,
-            heartbeat_interval_ms=min(1000, self.settings.kafka_session_timeout_ms // 3),
+            heartbeat_interval_ms=self.settings.kafka_session_timeout_ms // 3,
             max_poll_interval_ms=300000,
             max_partition_fetch_bytes=4 << 20,
             fetch_max_bytes=16 << 20,
