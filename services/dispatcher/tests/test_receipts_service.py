@@ -560,9 +560,13 @@ async def test_dead_endpoints_end_dead_without_blocking_other_tenants(
     for item in await outbox_items(receipts, "tenant-slow"):
         assert (item["state"], item["attempts"]) == ("dead", 3)
         assert "timeout" in item["last_error"].lower()
+    # 503s halve the URL's adaptive limit (2 -> 1), so its last attempts run one after the other and the 6th comes
+    # after the 5th consecutive failure opened the circuit: failed without a POST.
     for item in await outbox_items(receipts, "tenant-500"):
-        assert (item["state"], item["attempts"], item["last_error"]) == ("dead", 3, "HTTP 503")
-    assert sorted(h.envelope["retry"] for h in customer.on("/broken")) == [0, 0, 1, 1, 2, 2]
+        assert (item["state"], item["attempts"]) == ("dead", 3)
+        assert item["last_error"] in ("HTTP 503", "not attempted: endpoint failing: HTTP 503")
+    assert sorted(h.envelope["retry"] for h in customer.on("/broken"))[:5] == [0, 0, 1, 1, 2]
+    assert len(customer.on("/broken")) <= 6
     # After 5 consecutive failures the endpoint's circuit opens: later attempts fail without a POST.
     hang_retries = [h.envelope["retry"] for h in customer.on("/hang")]
     assert 5 <= len(hang_retries) < 30  # 10 items x 3 attempts would be 30 POSTs without the circuit

@@ -248,15 +248,16 @@ def test_circuit_breaker_opens_after_consecutive_failures_and_closes_on_success(
         assert endpoints.unit_cap(endpoint, batch=False) == 128
         assert endpoints.unit_cap(endpoint, batch=True) == 8
         for _ in range(BREAKER_THRESHOLD - 1):
-            endpoints.failed(endpoint, "HTTP 500", now=100.0)
+            endpoints.failed(endpoint, "HTTP 500", now=100.0, elapsed_s=0.01)
         assert not endpoint.circuit_open(100.0)
-        assert endpoints.unit_cap(endpoint, batch=False) == 8  # failing: short quota
+        assert endpoint.limiter.current == 2  # halved once: the failures of one round trip count once
+        assert endpoints.unit_cap(endpoint, batch=False) == 4  # failing: short quota (2 x the limit)
         endpoints.failed(endpoint, "HTTP 500", now=100.0)
         assert endpoint.circuit_open(100.5) and not endpoint.circuit_open(101.0)
         endpoints.failed(endpoint, "HTTP 500", now=101.0)
         assert endpoint.circuit_open(102.9) and not endpoint.circuit_open(103.0)  # open twice as long
-        endpoints.succeeded(endpoint, elapsed_s=0.01)
+        endpoints.succeeded(endpoint, elapsed_s=0.01, now=103.0)
         assert not endpoint.circuit_open(101.5)
-        assert (endpoint.failures, endpoints.unit_cap(endpoint, batch=False)) == (0, 128)
+        assert (endpoint.failures, endpoints.unit_cap(endpoint, batch=False)) == (0, 32 * endpoint.limiter.current)
 
     asyncio.run(scenario())

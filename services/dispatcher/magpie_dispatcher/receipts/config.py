@@ -2,14 +2,16 @@
 
 | variable | default | meaning |
 |---|---|---|
-| ``MAGPIE_RECEIPT_BATCH_WINDOW_MS`` | 1000 | batch mode: a POST collects the receipts arriving within this window |
+| ``MAGPIE_RECEIPT_BATCH_WINDOW_MS`` | 200 | batch mode: one POST per window of arrivals, or sooner when full |
 | ``MAGPIE_RECEIPT_MAX_BATCH`` | 500 | batch mode: most receipts in one POST |
 | ``MAGPIE_RECEIPT_MAX_ATTEMPTS`` | 12 | attempts before a receipt is dead |
 | ``MAGPIE_RECEIPT_RETRY_BASE_MS`` | 1000 | first retry delay; doubles per attempt (1 s, 2 s, 4 s ...) |
 | ``MAGPIE_RECEIPT_RETRY_MAX_MS`` | 600000 | cap of the retry delay (10 min) |
 | ``MAGPIE_RECEIPT_HTTP_TIMEOUT_S`` | 5 | connect / read / write / pool timeout of a POST |
-| ``MAGPIE_RECEIPT_URL_CONCURRENCY`` | 4 | concurrent POSTs to one callback URL |
-| ``MAGPIE_RECEIPT_MAX_IN_FLIGHT`` | 256 | POSTs queued or running in this process, all URLs together |
+| ``MAGPIE_RECEIPT_URL_CONCURRENCY`` | 4 | concurrent POSTs to one callback URL at first (the adaptive limit's start) |
+| ``MAGPIE_RECEIPT_URL_MAX_CONCURRENCY`` | 64 | most concurrent POSTs to one callback URL (the adaptive limit's top) |
+| ``MAGPIE_RECEIPT_MAX_IN_FLIGHT`` | 512 | POSTs running in this process, all URLs together (= HTTP connections) |
+| ``MAGPIE_RECEIPT_MAX_QUEUED`` | 20000 | POST units held in memory (queued or running), all URLs together |
 | ``MAGPIE_RECEIPT_LEASE_S`` | 120 | how long a claimed outbox item stays reserved for this instance |
 | ``MAGPIE_RECEIPT_POLL_MS`` | 200 | outbox poll interval (the sender is also woken by new receipts) |
 | ``MAGPIE_RECEIPT_CALLBACK_CACHE_MS`` | 5000 | in-memory cache of a tenant's callback registrations |
@@ -28,14 +30,16 @@ from magpie_common.config import env_bool, env_float, env_int, env_str
 
 @dataclass(frozen=True)
 class ReceiptsConfig:
-    batch_window_ms: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_BATCH_WINDOW_MS", 1000))
+    batch_window_ms: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_BATCH_WINDOW_MS", 200))
     max_batch: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_MAX_BATCH", 500))
     max_attempts: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_MAX_ATTEMPTS", 12))
     retry_base_ms: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_RETRY_BASE_MS", 1000))
     retry_max_ms: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_RETRY_MAX_MS", 600_000))
     http_timeout_s: float = field(default_factory=lambda: env_float("MAGPIE_RECEIPT_HTTP_TIMEOUT_S", 5.0))
     url_concurrency: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_URL_CONCURRENCY", 4))
-    max_in_flight: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_MAX_IN_FLIGHT", 256))
+    url_max_concurrency: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_URL_MAX_CONCURRENCY", 64))
+    max_in_flight: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_MAX_IN_FLIGHT", 512))
+    max_queued: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_MAX_QUEUED", 20_000))
     lease_s: float = field(default_factory=lambda: env_float("MAGPIE_RECEIPT_LEASE_S", 120.0))
     poll_ms: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_POLL_MS", 200))
     callback_cache_ms: int = field(default_factory=lambda: env_int("MAGPIE_RECEIPT_CALLBACK_CACHE_MS", 5000))
@@ -49,7 +53,9 @@ class ReceiptsConfig:
             "MAGPIE_RECEIPT_MAX_BATCH": self.max_batch,
             "MAGPIE_RECEIPT_MAX_ATTEMPTS": self.max_attempts,
             "MAGPIE_RECEIPT_URL_CONCURRENCY": self.url_concurrency,
+            "MAGPIE_RECEIPT_URL_MAX_CONCURRENCY": self.url_max_concurrency,
             "MAGPIE_RECEIPT_MAX_IN_FLIGHT": self.max_in_flight,
+            "MAGPIE_RECEIPT_MAX_QUEUED": self.max_queued,
             "MAGPIE_RECEIPT_POLL_MS": self.poll_ms,
             "MAGPIE_RECEIPT_RETRY_BASE_MS": self.retry_base_ms,
         }

@@ -145,8 +145,18 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
+KEEPALIVE_EXPIRY_S = 15.0
+
+
 def guarded_client(*, allow_loopback: bool, timeout_s: float, max_connections: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    """The sender's one client: a pool of HTTP/1.1 keep-alive connections (httpcore keeps them per origin, so each
+    callback destination reuses its own), ``max_connections`` in all (the sender never runs more POSTs at once),
+    idle connections kept ``KEEPALIVE_EXPIRY_S`` (a batch URL's POSTs a linger apart reuse theirs)."""
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S,
+    )
     transport = GuardedTransport(AddressGuard(allow_loopback=allow_loopback), limits=limits)
     return httpx.AsyncClient(
         transport=transport, timeout=httpx.Timeout(timeout_s), follow_redirects=False, trust_env=False

@@ -1,9 +1,16 @@
-"""Per-URL state of the sender: concurrency limit, queue quota and a circuit breaker.
+"""Per-URL state of the sender: a queue of POST units, an adaptive concurrency limit and a circuit breaker.
 
-A URL's POSTs run at most ``MAGPIE_RECEIPT_URL_CONCURRENCY`` at a time. The process holds a bounded number of
-POST units per URL (queued or running): 32 x concurrency for a healthy single-mode URL, 2 x concurrency for a
-batch URL (each unit carries up to ``MAGPIE_RECEIPT_MAX_BATCH`` receipts) or for a URL whose last POST failed or
-took over a second, so slow endpoints cannot hoard claimed receipts.
+Every callback URL is a lane of its own: its POST units (one single receipt, or one batch) wait in the URL's FIFO
+queue and at most ``limiter.current`` of them run at once (``limiter.AdaptiveLimit``: starts at
+``MAGPIE_RECEIPT_URL_CONCURRENCY``, grows while the URL's latency stays near its minimum, halves on 5xx / 429 /
+timeouts / connection errors, between 1 and ``MAGPIE_RECEIPT_URL_MAX_CONCURRENCY``). A slow URL therefore only
+ever delays its own queue; the only thing lanes share is the process-wide cap of running POSTs
+(``MAGPIE_RECEIPT_MAX_IN_FLIGHT``), handed out round-robin to the lanes waiting for it, and a failing URL's limit
+shrinks to 1 within a few round trips.
+
+The process holds a bounded number of units per URL (queued or running): 32 x the current limit for a healthy
+single-mode URL, 2 x the limit for a batch URL (each unit carries up to ``MAGPIE_RECEIPT_MAX_BATCH`` receipts) or
+for a URL whose last POST failed or took over a second, so slow endpoints cannot hoard claimed receipts.
 
 Circuit breaker: after ``BREAKER_THRESHOLD`` consecutive failed POSTs the URL is "open" for
 ``retry_base x 2^(failures - threshold)`` (at most ``BREAKER_MAX_OPEN_S``); while open its receipts are not POSTed
@@ -14,20 +21,27 @@ the first POSTs after the open period probe whether it recovered (a success clos
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from magpie_dispatcher.receipts.limiter import AdaptiveLimit
 
 BREAKER_THRESHOLD = 5
 BREAKER_MAX_OPEN_S = 60.0
 SLOW_POST_S = 1.0
 MAX_TRACKED_URLS = 10_000
+SINGLE_UNITS_PER_SLOT = 32
+BATCH_UNITS_PER_SLOT = 2
 
 
 @dataclass
 class Endpoint:
     url: str
-    semaphore: asyncio.Semaphore
-    units: int = 0  # POST units launched (waiting for the semaphore or posting)
+    limiter: AdaptiveLimit
+    queue: deque[Any] = field(default_factory=deque)  # POST units waiting for a slot of this URL, FIFO
+    units: int = 0  # POST units launched (queued or posting)
+    active: int = 0  # POSTs running
     held: int = 0  # receipts admitted in memory, not yet in a launched unit (batch window)
     failures: int = 0  # consecutive failed POSTs
     open_until: float = 0.0  # event-loop time until which the breaker is open
@@ -38,13 +52,17 @@ class Endpoint:
     def circuit_open(self, now: float) -> bool:
         return now < self.open_until
 
+    def has_slot(self) -> bool:
+        return self.active < self.limiter.current
+
     def idle(self) -> bool:
         return self.units == 0 and self.held == 0 and self.failures == 0
 
 
 class Endpoints:
-    def __init__(self, *, concurrency: int, breaker_base_s: float) -> None:
+    def __init__(self, *, concurrency: int, breaker_base_s: float, max_concurrency: int | None = None) -> None:
         self.concurrency = concurrency
+        self.max_concurrency = max(max_concurrency or concurrency, concurrency)
         self.breaker_base_s = breaker_base_s
         self._by_url: dict[str, Endpoint] = {}
 
@@ -53,20 +71,30 @@ class Endpoints:
         if endpoint is None:
             if len(self._by_url) >= MAX_TRACKED_URLS:
                 self._forget_idle()
-            endpoint = self._by_url[url] = Endpoint(url, asyncio.Semaphore(self.concurrency))
+            limiter = AdaptiveLimit(initial=self.concurrency, max_limit=self.max_concurrency)
+            endpoint = self._by_url[url] = Endpoint(url, limiter)
         return endpoint
+
+    def all(self) -> list[Endpoint]:
+        return list(self._by_url.values())
 
     def unit_cap(self, endpoint: Endpoint, *, batch: bool) -> int:
         if batch or endpoint.slow:
-            return self.concurrency * 2
-        return self.concurrency * 32
+            return endpoint.limiter.current * BATCH_UNITS_PER_SLOT
+        return endpoint.limiter.current * SINGLE_UNITS_PER_SLOT
 
-    def succeeded(self, endpoint: Endpoint, elapsed_s: float) -> None:
+    def succeeded(self, endpoint: Endpoint, elapsed_s: float, now: float) -> None:
+        endpoint.limiter.on_success(elapsed_s, endpoint.active, now)
         endpoint.failures = 0
         endpoint.open_until = 0.0
         endpoint.slow = elapsed_s > SLOW_POST_S
 
-    def failed(self, endpoint: Endpoint, error: str, now: float) -> None:
+    def failed(
+        self, endpoint: Endpoint, error: str, now: float, *, congestion: bool = True, elapsed_s: float | None = None
+    ) -> None:
+        """A failed POST; ``congestion`` (5xx, 429, timeout, connection error) also halves the URL's limit."""
+        if congestion:
+            endpoint.limiter.on_congestion(now, elapsed_s)
         endpoint.failures += 1
         endpoint.last_error = error
         endpoint.slow = True
@@ -75,8 +103,9 @@ class Endpoints:
             endpoint.open_until = now + min(self.breaker_base_s * 2**exponent, BREAKER_MAX_OPEN_S)
 
     def release(self, endpoint: Endpoint) -> None:
-        """Forget a URL that has nothing in flight and no failure history."""
-        if endpoint.idle() and self._by_url.get(endpoint.url) is endpoint:
+        """Forget a URL that has nothing in flight and no failure history once many URLs are tracked (its learnt
+        limit goes with it; below that, a URL keeps its limit between bursts)."""
+        if len(self._by_url) > MAX_TRACKED_URLS // 2 and endpoint.idle() and self._by_url.get(endpoint.url) is endpoint:
             del self._by_url[endpoint.url]
 
     def _forget_idle(self) -> None:

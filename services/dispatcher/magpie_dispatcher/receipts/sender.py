@@ -132,7 +132,11 @@ class ReceiptSender:
         self.clock = clock
         self.instance = new_id("S")
         self.hot_token = f"{self.instance}:hot"
-        self.endpoints = Endpoints(concurrency=config.url_concurrency, breaker_base_s=config.retry_base_ms / 1000)
+        self.endpoints = Endpoints(
+            concurrency=config.url_concurrency,
+            max_concurrency=config.url_max_concurrency,
+            breaker_base_s=config.retry_base_ms / 1000,
+        )
         self.sweep = MainSweep()
         self._backlogs: dict[str, SliceCursor] = {}
         self.lease = timedelta(seconds=config.lease_s)
@@ -142,7 +146,9 @@ class ReceiptSender:
         self._stopping = asyncio.Event()
         self._flush_now = asyncio.Event()
         self._drained = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # POSTs running
+        self._units = 0  # POST units queued in a URL's lane or running, all URLs
+        self._starved: dict[str, Endpoint] = {}  # lanes with a free slot of their own, waiting for MAX_IN_FLIGHT
         self._hot_batches: dict[GroupKey, HotBatch] = {}
         self._outcomes = Outcomes()
         self.running = False
@@ -158,7 +164,8 @@ class ReceiptSender:
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        """POST units queued or running."""
+        return self._units
 
     async def run(self) -> None:
         self.running = True
@@ -181,6 +188,7 @@ class ReceiptSender:
             self.running = False
             self._stopping.set()
             self._release_hot_batches()
+            self._release_queues()
             while self._tasks:
                 await asyncio.wait(set(self._tasks))
             self._drained.set()
@@ -214,7 +222,7 @@ class ReceiptSender:
             return admitted
         now = self.clock()
         loop_now = asyncio.get_running_loop().time()
-        budget = self.config.max_in_flight - len(self._tasks)  # single POSTs this process may still start
+        budget = self.config.max_queued - self._units  # single POSTs this process may still queue
         for doc in docs:
             endpoint = self.endpoints.get(doc["url"])
             batch = doc["url_type"] == URL_TYPE_BATCH
@@ -253,6 +261,8 @@ class ReceiptSender:
                     hot = self._hot_batches[key] = HotBatch(due_at)
                 hot.docs.append(doc)
                 hot.due_at = min(hot.due_at, due_at)
+                if len(hot.docs) >= self.config.max_batch:
+                    self._launch_hot_batch(key)  # full: no reason to wait for the end of the window
             else:
                 endpoint.held -= 1
                 self._launch(self._unit([doc], request_id_of(doc["_id"]), batch=False, token=self.hot_token))
@@ -267,10 +277,13 @@ class ReceiptSender:
     def _launch_due_hot_batches(self) -> None:
         now = self.clock()
         for key in [k for k, b in self._hot_batches.items() if b.due_at <= now]:
-            hot = self._hot_batches.pop(key)
-            self.endpoints.get(key[1]).held -= len(hot.docs)
-            for unit in self._batch_units(hot.docs, self.hot_token):
-                self._launch(unit)
+            self._launch_hot_batch(key)
+
+    def _launch_hot_batch(self, key: GroupKey) -> None:
+        hot = self._hot_batches.pop(key)
+        self.endpoints.get(key[1]).held -= len(hot.docs)
+        for unit in self._batch_units(hot.docs, self.hot_token):
+            self._launch(unit)
 
     def _release_hot_batches(self) -> None:
         for key, hot in self._hot_batches.items():
@@ -283,7 +296,7 @@ class ReceiptSender:
     async def _sweep_round(self) -> bool:
         """Read one slice of the main sweep and take what there is room for; True when more slices are waiting
         before the present."""
-        capacity = self.config.max_in_flight - len(self._tasks)
+        capacity = self.config.max_queued - self._units
         if capacity <= 0:
             return False
         now = self.clock()
@@ -316,7 +329,7 @@ class ReceiptSender:
         progress = False
         upto = self.sweep.horizon(self.clock())
         for url, backlog in list(self._backlogs.items()):
-            capacity = self.config.max_in_flight - len(self._tasks)
+            capacity = self.config.max_queued - self._units
             if capacity <= 0:
                 break
             endpoint = self.endpoints.get(url)
@@ -423,45 +436,85 @@ class ReceiptSender:
             lease_until=min(d["next_at"] for d in docs),
         )
 
+    # -- lanes: one FIFO queue per URL, drained at the URL's adaptive limit ----------------------------------
+
     def _launch(self, unit: Unit) -> None:
         endpoint = self.endpoints.get(unit.url)
         endpoint.units += 1
-        task = asyncio.create_task(self._deliver(unit, endpoint))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._units += 1
+        endpoint.queue.append(unit)
+        self._pump(endpoint)
+
+    def _pump(self, endpoint: Endpoint, most: int | None = None) -> None:
+        """Start queued POSTs of ``endpoint`` while it has slots of its own (at most ``most``); when the process
+        cap of running POSTs is reached the lane waits in ``_starved`` for the next free one."""
+        started = 0
+        while endpoint.queue and endpoint.has_slot() and (most is None or started < most):
+            if len(self._tasks) >= self.config.max_in_flight:
+                self._starved[endpoint.url] = endpoint
+                return
+            unit = endpoint.queue.popleft()
+            endpoint.active += 1
+            started += 1
+            task = asyncio.create_task(self._deliver(unit, endpoint))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _pump_starved(self) -> None:
+        """Hand free process slots to the waiting lanes in turn, one POST each per turn."""
+        while self._starved and len(self._tasks) < self.config.max_in_flight:
+            url = next(iter(self._starved))
+            endpoint = self._starved.pop(url)
+            self._pump(endpoint, most=1)
+            if endpoint.queue and endpoint.has_slot() and url not in self._starved:
+                self._starved[url] = endpoint  # to the back of the line
+
+    def _release_queues(self) -> None:
+        """Stopping: hand back the units still queued in the lanes (they were never POSTed)."""
+        self._starved.clear()
+        for endpoint in self.endpoints.all():
+            while endpoint.queue:
+                unit = endpoint.queue.popleft()
+                self._outcomes.release[(unit.token, unit.url)].extend(unit.ids)
+                endpoint.units -= 1
+                self._units -= 1
 
     # -- posting ---------------------------------------------------------------------------------------------
 
     async def _deliver(self, unit: Unit, endpoint: Endpoint) -> None:
         try:
-            async with endpoint.semaphore:
-                loop = asyncio.get_running_loop()
-                late = self.clock() + timedelta(seconds=self.post_deadline_s + 1) >= unit.lease_until
-                if self._stopping.is_set() or late:
-                    # Not started: hand the receipts back rather than POST when the lease could end meanwhile.
-                    self._outcomes.release[(unit.token, unit.url)].extend(unit.ids)
-                    return
-                if endpoint.circuit_open(loop.time()):
-                    self._record_failure(unit, self._not_attempted(endpoint))
-                    return
-                started = loop.time()
-                try:
-                    error = await self._post(unit)
-                except DestinationRefused as exc:
-                    self._record_dead(unit, str(exc))
-                    return
-                if error is None:
-                    self.endpoints.succeeded(endpoint, loop.time() - started)
-                    self._outcomes.done.extend(unit.ids)
-                    metrics.POSTED.labels(unit.callback_type).inc(len(unit.ids))
-                else:
-                    self.endpoints.failed(endpoint, error, loop.time())
-                    self._record_failure(unit, error)
+            loop = asyncio.get_running_loop()
+            late = self.clock() + timedelta(seconds=self.post_deadline_s + 1) >= unit.lease_until
+            if self._stopping.is_set() or late:
+                # Not started: hand the receipts back rather than POST when the lease could end meanwhile.
+                self._outcomes.release[(unit.token, unit.url)].extend(unit.ids)
+                return
+            if endpoint.circuit_open(loop.time()):
+                self._record_failure(unit, self._not_attempted(endpoint))
+                return
+            started = loop.time()
+            try:
+                error, congestion = await self._post(unit)
+            except DestinationRefused as exc:
+                self._record_dead(unit, str(exc))
+                return
+            elapsed = loop.time() - started
+            if error is None:
+                self.endpoints.succeeded(endpoint, elapsed, loop.time())
+                self._outcomes.done.extend(unit.ids)
+                metrics.POSTED.labels(unit.callback_type).inc(len(unit.ids))
+            else:
+                self.endpoints.failed(endpoint, error, loop.time(), congestion=congestion, elapsed_s=elapsed)
+                self._record_failure(unit, error)
         except Exception:
             log.exception("receipt delivery failed unexpectedly", extra={"url": unit.url})
             self._record_failure(unit, "internal error")
         finally:
+            endpoint.active -= 1
             endpoint.units -= 1
+            self._units -= 1
+            self._pump(endpoint)
+            self._pump_starved()
             cap = self.endpoints.unit_cap(endpoint, batch=unit.batch)
             if endpoint.idle():
                 self.endpoints.release(endpoint)
@@ -495,8 +548,9 @@ class ReceiptSender:
             extra={"url": unit.url, "tenant_id": unit.tenant_id, "count": len(unit.ids), "error": error},
         )
 
-    async def _post(self, unit: Unit) -> str | None:
-        """POST one unit; None on 2xx, else the error. Raises DestinationRefused for a URL that may not be called."""
+    async def _post(self, unit: Unit) -> tuple[str | None, bool]:
+        """POST one unit: (None, False) on 2xx, else (the error, whether it signals congestion: a timeout, a
+        connection error, 5xx or 429). Raises DestinationRefused for a URL that may not be called."""
         check_scheme(unit.url)
         content = envelope(
             request_id=unit.request_id,
@@ -522,17 +576,17 @@ class ReceiptSender:
         except DestinationRefused:
             raise
         except TimeoutError:
-            return f"timeout after {self.post_deadline_s:g}s"
+            return f"timeout after {self.post_deadline_s:g}s", True
         except httpx.TimeoutException as exc:
-            return f"timeout: {type(exc).__name__}"
+            return f"timeout: {type(exc).__name__}", True
         except (httpx.HTTPError, OSError) as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return f"{type(exc).__name__}: {exc}", True
         finally:
             elapsed = time.perf_counter() - started
             metrics.POST_SECONDS.labels("batch" if unit.batch else "single").observe(elapsed)
         if 200 <= status < 300:
-            return None
-        return f"HTTP {status}"
+            return None, False
+        return f"HTTP {status}", status >= 500 or status == 429
 
     # -- outcomes --------------------------------------------------------------------------------------------
 
