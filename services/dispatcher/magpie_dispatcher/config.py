@@ -37,7 +37,8 @@ Receipts and state
   running at once
 
 Throughput
-- ``MAGPIE_DISPATCHER_MAX_RECORDS`` DispatchBatch records per fetch (4)
+- ``MAGPIE_DISPATCHER_MAX_RECORDS`` DispatchBatch records per fetch, over all partitions (12); the records of one
+  partition are sent concurrently, sharing the chunks-in-flight bound
 - ``MAGPIE_DISPATCHER_CHUNK``       recipients claimed / recorded per Redis round trip (64)
 - ``MAGPIE_DISPATCHER_CHUNKS_IN_FLIGHT``  chunks submitting concurrently per partition (4)
 - ``MAGPIE_DISPATCHER_REDIS_MAX_CONNECTIONS``  Redis connections per process (64)
@@ -158,7 +159,7 @@ class DispatcherConfig:
     dlr_flush_s: float = 0.01
     dlr_flush_max: int = 1000
     dlr_flushes_in_flight: int = 4
-    max_records: int = 4
+    max_records: int = 12
     chunk_size: int = 64
     chunks_in_flight: int = 4
     redis_max_connections: int = 64
@@ -218,7 +219,7 @@ class DispatcherConfig:
             dlr_flush_s=env_float("MAGPIE_DLR_FLUSH_MS", 10.0) / 1000.0,
             dlr_flush_max=env_int("MAGPIE_DLR_FLUSH_MAX", 1000),
             dlr_flushes_in_flight=env_int("MAGPIE_DLR_FLUSHES_IN_FLIGHT", 4),
-            max_records=env_int("MAGPIE_DISPATCHER_MAX_RECORDS", 4),
+            max_records=env_int("MAGPIE_DISPATCHER_MAX_RECORDS", 12),
             chunk_size=env_int("MAGPIE_DISPATCHER_CHUNK", 64),
             chunks_in_flight=env_int("MAGPIE_DISPATCHER_CHUNKS_IN_FLIGHT", 4),
             redis_max_connections=env_int("MAGPIE_DISPATCHER_REDIS_MAX_CONNECTIONS", 64),

@@ -87,7 +87,7 @@ from magpie_dispatcher.config import SERVICE_NAME, DispatcherConfig
 from magpie_dispatcher.events import batch_key, final_event_id, message_id
 from magpie_dispatcher.finals import FinalEmitter
 from magpie_dispatcher.records import STATE_FAILED, MessageRecord
-from magpie_dispatcher.sender import SENDABLE_ROUTES, Sender
+from magpie_dispatcher.sender import SENDABLE_ROUTES, Sender, run_batches
 from magpie_dispatcher.store import DeliveryStore
 from magpie_dispatcher.vms_fallback import VmsHandOff
 
@@ -307,11 +307,11 @@ class Deferrals:
     # ------------------------------------------------------------------ DISPATCH
 
     async def handle(self, items: Sequence[Decoded[dispatch_pb2.DispatchBatch]]) -> None:
-        """ConsumerLoop handler of DISPATCH: each batch is sent, stored for later, or cancelled, in order."""
-        for item in items:
-            await self.route(item.message)
+        """ConsumerLoop handler of DISPATCH: each batch is sent, stored for later, or cancelled; the batches of a
+        partition concurrently, sharing the sender's bound on chunks in flight (``sender.run_batches``)."""
+        await run_batches([item.message for item in items], self.route, self.sender.new_gate())
 
-    async def route(self, batch: dispatch_pb2.DispatchBatch) -> str:
+    async def route(self, batch: dispatch_pb2.DispatchBatch, gate: asyncio.Semaphore | None = None) -> str:
         """Send, defer or cancel one batch; returns what happened (``sent``, ``deferred``, ``cancelled``)."""
         ctx = batch.ctx
         if not ctx.tenant_id or not ctx.task_id:
@@ -329,7 +329,7 @@ class Deferrals:
                 )
             return "deferred"
         await self.vms_fallback.hand_off(batch)
-        await self.sender.process(batch)
+        await self.sender.process(batch, gate)
         return "sent"
 
     # ------------------------------------------------------------------ release

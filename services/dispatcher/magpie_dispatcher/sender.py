@@ -40,7 +40,8 @@ its claim and is submitted again when the batch is retried.
 
 The in-doubt window is small by construction: recipients are claimed in chunks (``MAGPIE_DISPATCHER_CHUNK``, 64),
 a chunk's answers are recorded as soon as the chunk's submits are answered, and at most
-``MAGPIE_DISPATCHER_CHUNKS_IN_FLIGHT`` chunks per partition are between claim and record. A SIGKILL therefore
+``MAGPIE_DISPATCHER_CHUNKS_IN_FLIGHT`` chunks per partition are between claim and record (the batches of one fetch
+from a partition run concurrently and share that bound: :func:`run_batches`). A SIGKILL therefore
 leaves at most ``chunk x chunks_in_flight`` recipients per partition in doubt, and those whose submit_sm reached
 the SMSC still get their true outcome from their receipt. Limitation: a message in doubt whose receipt never
 arrives (or cannot be matched) ends FAILED/IN_DOUBT even though the handset may have received it; one whose
@@ -62,7 +63,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -148,6 +149,34 @@ class NotSent(SmppConnectionError):
     """Recipients could not be submitted because no SMPP session was bound: the batch is retried."""
 
 
+async def run_batches(
+    batches: Sequence[dispatch_pb2.DispatchBatch],
+    process: Callable[[dispatch_pb2.DispatchBatch, asyncio.Semaphore], Awaitable[object]],
+    gate: asyncio.Semaphore,
+) -> None:
+    """Run ``process`` for the batches of one partition concurrently, sharing ``gate``, so that one batch's tail
+    (its DeliveryBatch produce) and the next one's head (rendering, claims) overlap instead of queueing. A batch
+    found twice (a producer retry) runs its copy after the original. Returns only once every batch finished,
+    success or failure (a retry must never overlap a batch still submitting), then raises the first error."""
+    unique: dict[tuple[str, int], dispatch_pb2.DispatchBatch] = {}
+    again: list[dispatch_pb2.DispatchBatch] = []
+    for batch in batches:
+        key = (batch.ctx.task_id, batch.batch_no)
+        if key in unique:
+            again.append(batch)
+        else:
+            unique[key] = batch
+    if len(unique) == 1:
+        await process(next(iter(unique.values())), gate)
+    else:
+        results = await asyncio.gather(*(process(batch, gate) for batch in unique.values()), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+    for batch in again:  # a copy runs after the original, like a redelivery: it finds the claims
+        await process(batch, gate)
+
+
 class Sender:
     def __init__(
         self,
@@ -167,20 +196,27 @@ class Sender:
         self._submits: dict[tuple[str, int], Counter] = {}
 
     async def handle(self, items: Sequence[Decoded[dispatch_pb2.DispatchBatch]]) -> None:
-        """ConsumerLoop handler: each batch's DeliveryBatch is acknowledged before the next batch starts."""
-        for item in items:
-            await self.process(item.message)
+        """ConsumerLoop handler: the batches of a partition are sent concurrently (see :func:`run_batches`)."""
+        await run_batches([item.message for item in items], self.process, self.new_gate())
+
+    def new_gate(self) -> asyncio.Semaphore:
+        """The bound on chunks between claim and record, shared by the batches of one partition."""
+        return asyncio.Semaphore(self.config.chunks_in_flight)
 
     # ------------------------------------------------------------------ one batch
 
-    async def process(self, batch: dispatch_pb2.DispatchBatch) -> dispatch_pb2.DeliveryBatch | None:
+    async def process(
+        self, batch: dispatch_pb2.DispatchBatch, gate: asyncio.Semaphore | None = None
+    ) -> dispatch_pb2.DeliveryBatch | None:
+        """Send one batch; its DeliveryBatch is acknowledged by Kafka before this returns. ``gate`` (shared with the
+        other batches of the partition) bounds the chunks between claim and record."""
         ctx = batch.ctx
         if not ctx.tenant_id or not ctx.task_id:
             raise PoisonMessage("DispatchBatch without ctx.tenant_id / ctx.task_id")
         prepared = self.prepare(batch)
         size = self.config.chunk_size
         chunks = [prepared[i : i + size] for i in range(0, len(prepared), size)]
-        gate = asyncio.Semaphore(self.config.chunks_in_flight)
+        gate = gate or self.new_gate()
         results = await asyncio.gather(*(self._chunk(chunk, gate) for chunk in chunks), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
