@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -120,38 +120,67 @@ class EventProducer:
 BatchHandler = Callable[[Sequence[Decoded[M]]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Route(Generic[M]):
+    """One topic of a consumer loop: its message type, its handler and the most records per handler call."""
+
+    topic: Topic
+    message_type: type[M]
+    handler: BatchHandler[M]
+    max_records: int = 50
+
+
 class ConsumerLoop(Generic[M]):
-    """Consume one topic in a consumer group; handler per partition batch; commit after the handler's outputs."""
+    """Consume topics in a consumer group; handler per partition batch; commit after the handler's outputs.
+
+    One topic (``topic``, ``message_type``, ``handler``, ``max_records``), or several (``routes``) read by ONE
+    Kafka consumer: a service that reads several low-volume topics in one group pays for one fetch session and one
+    group membership instead of one per topic (an idle consumer still costs its broker a fetch every 500 ms). Each
+    route's handler gets at most its own ``max_records`` per call; a fetch is committed once every handler call of
+    it returned.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
         group_id: str,
-        topic: Topic,
-        message_type: type[M],
-        handler: BatchHandler[M],
         producer: EventProducer,
+        topic: Topic | None = None,
+        message_type: type[M] | None = None,
+        handler: BatchHandler[M] | None = None,
         max_records: int = 50,
+        routes: Sequence[Route[Any]] = (),
         max_retries: int = 5,
         retry_backoff_s: float = 0.2,
         from_beginning: bool = True,
     ) -> None:
+        if routes and (topic is not None or handler is not None or message_type is not None):
+            raise ValueError("give either topic, message_type and handler, or routes")
+        if not routes:
+            if topic is None or message_type is None or handler is None:
+                raise ValueError("a consumer loop needs a topic, its message type and a handler (or routes)")
+            routes = (Route(topic, message_type, handler, max_records),)
         self.settings = settings
         # Groups live in the deployment's namespace (the topic prefix), like the topics they read.
         self.group_id = settings.topic_prefix + group_id
-        self.topic = topic
-        self.message_type = message_type
-        self.handler = handler
         self.producer = producer
-        self.max_records = max_records
+        self.routes: dict[str, Route[Any]] = {topic_name(settings, r.topic): r for r in routes}
+        if len(self.routes) != len(routes):
+            raise ValueError("a topic appears twice in the routes of one consumer loop")
+        first = routes[0]
+        self.topic = first.topic
+        self.message_type = first.message_type
+        self.handler = first.handler
+        self.max_records = max(r.max_records for r in routes)
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
         self.from_beginning = from_beginning
         # Static membership (KIP-345): a restarted instance (same MAGPIE_INSTANCE_ID, e.g. the pod name of a
         # StatefulSet) takes its partitions back at once instead of waiting for the group to expire the old member.
         instance = env_str("MAGPIE_INSTANCE_ID", "")
-        self.group_instance_id = f"{instance}:{topic.name}" if instance else None
+        member = "+".join(r.topic.name for r in routes)
+        self.group_instance_id = f"{instance}:{member}" if instance else None
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self.ready = False
@@ -159,7 +188,7 @@ class ConsumerLoop(Generic[M]):
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
-            topic_name(self.settings, self.topic),
+            *self.routes,
             **self.settings.kafka_client_options(),  # type: ignore[arg-type]
             group_id=self.group_id,
             client_id=self.group_id,
@@ -181,7 +210,6 @@ class ConsumerLoop(Generic[M]):
         consumer = self._consumer = self._new_consumer()
         await consumer.start()
         self.ready = True
-        name = topic_name(self.settings, self.topic)
         try:
             while not self._stopping.is_set():
                 fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=500, max_records=self.max_records))
@@ -196,7 +224,7 @@ class ConsumerLoop(Generic[M]):
                     continue
                 self.last_activity = time.monotonic()
                 try:
-                    await asyncio.gather(*(self._process_partition(tp, recs, name) for tp, recs in batches.items()))
+                    await asyncio.gather(*(self._process_partition(tp, recs) for tp, recs in batches.items()))
                 except ShutdownDuringRetry:
                     log.warning("stopping with a failing batch uncommitted; it will be replayed")
                     break
@@ -210,22 +238,27 @@ class ConsumerLoop(Generic[M]):
             self.ready = False
             await consumer.stop()
 
-    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord], name: str) -> None:
+    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        route = self.routes[tp.topic]
+        for start in range(0, len(records), route.max_records):
+            await self._process_slice(route, tp.topic, records[start : start + route.max_records])
+
+    async def _process_slice(self, route: Route[Any], name: str, records: list[ConsumerRecord]) -> None:
         RECORDS_IN.labels(self.group_id, name).inc(len(records))
-        decoded: list[Decoded[M]] = []
+        decoded: list[Decoded[Any]] = []
         for record in records:
-            message = self.message_type()
+            message = route.message_type()
             try:
                 message.ParseFromString(record.value or b"")
             except DecodeError as exc:
-                await self._dead_letter(record, f"undecodable {self.message_type.__name__}: {exc}")
+                await self._dead_letter(record, f"undecodable {route.message_type.__name__}: {exc}")
                 continue
             decoded.append(Decoded(record, message))
         if not decoded:
             return
         with HANDLER_SECONDS.labels(self.group_id, name).time():
             try:
-                await self._with_retries(decoded, name)
+                await self._with_retries(route, decoded, name)
             except ShutdownDuringRetry:
                 raise
             except Exception as exc:
@@ -233,21 +266,21 @@ class ConsumerLoop(Generic[M]):
                     await self._dead_letter(decoded[0].record, repr(exc))
                     return
                 for item in decoded:
-                    await self._one_or_dead_letter(item, name)
+                    await self._one_or_dead_letter(route, item, name)
 
-    async def _one_or_dead_letter(self, item: Decoded[M], name: str) -> None:
+    async def _one_or_dead_letter(self, route: Route[Any], item: Decoded[Any], name: str) -> None:
         try:
-            await self._with_retries([item], name)
+            await self._with_retries(route, [item], name)
         except ShutdownDuringRetry:
             raise
         except Exception as exc:
             await self._dead_letter(item.record, repr(exc))
 
-    async def _with_retries(self, decoded: Sequence[Decoded[M]], name: str) -> None:
+    async def _with_retries(self, route: Route[Any], decoded: Sequence[Decoded[Any]], name: str) -> None:
         attempt = 0
         while True:
             try:
-                await self.handler(decoded)
+                await route.handler(decoded)
                 return
             except PoisonMessage:
                 if len(decoded) == 1:

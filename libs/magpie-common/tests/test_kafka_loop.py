@@ -9,7 +9,7 @@ import pytest
 
 from magpie.v1 import billing_pb2, task_pb2
 from magpie_common.config import Settings
-from magpie_common.kafka import ConsumerLoop, Decoded, EventProducer, PoisonMessage
+from magpie_common.kafka import ConsumerLoop, Decoded, EventProducer, PoisonMessage, Route
 from magpie_common.testing import collect
 from magpie_common.topics import DLQ, RECIPIENTS, TASK_ACCEPTED
 
@@ -137,3 +137,93 @@ async def test_uncommitted_batch_is_replayed_to_the_next_owner(settings: Setting
     # Nothing was dead-lettered: an outage is not the data's fault.
     with pytest.raises(TimeoutError):
         await collect(settings, DLQ, billing_pb2.DeadLetter, until=lambda m: len(m) >= 1, timeout_s=1.5)
+
+
+async def test_one_consumer_routes_several_topics_to_their_handlers(settings: Settings) -> None:
+    producer = EventProducer(settings, "test")
+    await producer.start()
+    for no in range(12):
+        await producer.send(RECIPIENTS, f"task-{no % 3}", batch(f"task-{no % 3}", no))
+    for no in range(4):
+        await producer.send(TASK_ACCEPTED, f"task-{no}", task_pb2.TaskAccepted(batch_count=no))
+    recipients: list[list[int]] = []
+    accepted: list[int] = []
+
+    async def on_recipients(items: Sequence[Decoded[task_pb2.RecipientBatch]]) -> None:
+        recipients.append([i.message.batch_no for i in items])
+
+    async def on_accepted(items: Sequence[Decoded[task_pb2.TaskAccepted]]) -> None:
+        accepted.extend(i.message.batch_count for i in items)
+
+    loop: ConsumerLoop[task_pb2.RecipientBatch] = ConsumerLoop(
+        settings,
+        group_id="routes",
+        producer=producer,
+        routes=[
+            Route(RECIPIENTS, task_pb2.RecipientBatch, on_recipients, max_records=2),
+            Route(TASK_ACCEPTED, task_pb2.TaskAccepted, on_accepted, max_records=100),
+        ],
+    )
+    runner = asyncio.create_task(loop.run())
+    for _ in range(600):
+        if sum(map(len, recipients)) >= 12 and len(accepted) >= 4:
+            break
+        await asyncio.sleep(0.1)
+    loop.stop()
+    await asyncio.wait_for(runner, 15)
+    assert sorted(n for call in recipients for n in call) == list(range(12))
+    assert max(map(len, recipients)) <= 2  # each handler call gets at most its route's max_records
+    assert sorted(accepted) == [0, 1, 2, 3]
+
+    # Committed after the handlers: the same group starts where it stopped.
+    again: list[int] = []
+
+    async def count(items: Sequence[Decoded[task_pb2.RecipientBatch]]) -> None:
+        again.extend(i.message.batch_no for i in items)
+
+    await producer.send(RECIPIENTS, "task-9", batch("task-9", 99))
+    loop2: ConsumerLoop[task_pb2.RecipientBatch] = ConsumerLoop(
+        settings,
+        group_id="routes",
+        producer=producer,
+        routes=[
+            Route(RECIPIENTS, task_pb2.RecipientBatch, count),
+            Route(TASK_ACCEPTED, task_pb2.TaskAccepted, on_accepted),
+        ],
+    )
+    runner2 = asyncio.create_task(loop2.run())
+    for _ in range(600):
+        if again:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
+    loop2.stop()
+    await asyncio.wait_for(runner2, 15)
+    await producer.stop()
+    assert again == [99]
+
+
+def test_a_loop_takes_one_topic_or_routes() -> None:
+    async def nothing(items: Sequence[Decoded[task_pb2.RecipientBatch]]) -> None:
+        return None
+
+    settings = Settings(topic_prefix="x.")
+    with pytest.raises(ValueError):
+        ConsumerLoop(settings, group_id="g", producer=None, topic=RECIPIENTS)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        ConsumerLoop(
+            settings,
+            group_id="g",
+            producer=None,  # type: ignore[arg-type]
+            topic=RECIPIENTS,
+            message_type=task_pb2.RecipientBatch,
+            handler=nothing,
+            routes=[Route(RECIPIENTS, task_pb2.RecipientBatch, nothing)],
+        )
+    with pytest.raises(ValueError):
+        ConsumerLoop(
+            settings,
+            group_id="g",
+            producer=None,  # type: ignore[arg-type]
+            routes=[Route(RECIPIENTS, task_pb2.RecipientBatch, nothing)] * 2,
+        )

@@ -32,7 +32,7 @@ from magpie_billing.consumers import BillingHandlers
 from magpie_billing.settlement import Settler
 from magpie_billing.store import BillingStore
 from magpie_common.config import Settings, env_float, env_int, env_str
-from magpie_common.kafka import ConsumerLoop, EventProducer
+from magpie_common.kafka import ConsumerLoop, EventProducer, Route
 from magpie_common.service import QuietServer, Service, http_server
 from magpie_common.storage import mongo_client, service_db
 from magpie_common.topics import DELIVERY, LINK, SA_CLICKS, VMS_DELIVERY
@@ -52,16 +52,16 @@ class BillingComponents:
     handlers: BillingHandlers
     settler: Settler
     app: FastAPI = field(init=False)
-    # The consumer loops are created by ``workers()`` (a Kafka consumer is only made when it will be run).
+    # The consumer loops are created by ``workers()`` (a Kafka consumer is only made when it will be run): the
+    # SMS deliveries (the hot path) in one, and the other billable events (resolutions, VMS deliveries,
+    # service-number clicks) routed by ONE consumer in another, so an idle billing costs two fetch sessions.
     delivery_loop: ConsumerLoop[dispatch_pb2.DeliveryBatch] | None = field(init=False, default=None)
-    link_loop: ConsumerLoop[link_pb2.LinkEvent] | None = field(init=False, default=None)
-    vms_loop: ConsumerLoop[dispatch_pb2.DeliveryBatch] | None = field(init=False, default=None)
-    sa_loop: ConsumerLoop[sa_pb2.SaClicked] | None = field(init=False, default=None)  # service-number clicks
+    events_loop: ConsumerLoop[Any] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.app = create_app(self.store, readiness=self.readiness, clock=self.charger.clock)
 
-    def _create_loops(self) -> tuple[ConsumerLoop[dispatch_pb2.DeliveryBatch], ConsumerLoop[link_pb2.LinkEvent]]:
+    def _create_loops(self) -> tuple[ConsumerLoop[dispatch_pb2.DeliveryBatch], ConsumerLoop[Any]]:
         delivery_loop = ConsumerLoop(
             self.settings,
             group_id=GROUP_ID,
@@ -71,38 +71,23 @@ class BillingComponents:
             producer=self.producer,
             max_records=env_int("BILLING_MAX_RECORDS_DELIVERY", 20),
         )
-        link_loop = ConsumerLoop(
+        clicks_per_call = env_int("BILLING_MAX_RECORDS_SA_CLICKS", 500)
+        events_loop: ConsumerLoop[Any] = ConsumerLoop(
             self.settings,
             group_id=GROUP_ID,
-            topic=LINK,
-            message_type=link_pb2.LinkEvent,
-            handler=self.handlers.on_link,
             producer=self.producer,
-            max_records=env_int("BILLING_MAX_RECORDS_LINK", 500),
+            routes=[
+                Route(LINK, link_pb2.LinkEvent, self.handlers.on_link, env_int("BILLING_MAX_RECORDS_LINK", 500)),
+                Route(
+                    VMS_DELIVERY,
+                    dispatch_pb2.DeliveryBatch,
+                    self.handlers.on_vms_delivery,
+                    env_int("BILLING_MAX_RECORDS_DELIVERY", 20),
+                ),
+                Route(SA_CLICKS, sa_pb2.SaClicked, self.handlers.on_sa_click, clicks_per_call),
+            ],
         )
-        return delivery_loop, link_loop
-
-    def _create_vms_loop(self) -> ConsumerLoop[dispatch_pb2.DeliveryBatch]:
-        return ConsumerLoop(
-            self.settings,
-            group_id=GROUP_ID,
-            topic=VMS_DELIVERY,
-            message_type=dispatch_pb2.DeliveryBatch,
-            handler=self.handlers.on_vms_delivery,
-            producer=self.producer,
-            max_records=env_int("BILLING_MAX_RECORDS_DELIVERY", 20),
-        )
-
-    def _create_sa_loop(self) -> ConsumerLoop[sa_pb2.SaClicked]:
-        return ConsumerLoop(
-            self.settings,
-            group_id=GROUP_ID,
-            topic=SA_CLICKS,
-            message_type=sa_pb2.SaClicked,
-            handler=self.handlers.on_sa_click,
-            producer=self.producer,
-            max_records=env_int("BILLING_MAX_RECORDS_SA_CLICKS", 500),
-        )
+        return delivery_loop, events_loop
 
     async def readiness(self) -> dict[str, bool]:
         try:
@@ -110,33 +95,25 @@ class BillingComponents:
             mongodb = True
         except Exception:
             mongodb = False
+        events = self.events_loop is not None and self.events_loop.ready
         return {
             "mongodb": mongodb,
             "delivery_consumer": self.delivery_loop is not None and self.delivery_loop.ready,
-            "link_consumer": self.link_loop is not None and self.link_loop.ready,
-            "vms_consumer": self.vms_loop is not None and self.vms_loop.ready,
-            "sa_click_consumer": self.sa_loop is not None and self.sa_loop.ready,
+            # one consumer routes the link, VMS-delivery and service-number-click topics
+            "link_consumer": events,
+            "vms_consumer": events,
+            "sa_click_consumer": events,
         }
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
         """The long-running components besides the HTTP server: the consumer loops and the settler."""
-        if self.delivery_loop is None or self.link_loop is None:
-            self.delivery_loop, self.link_loop = self._create_loops()
-        if self.vms_loop is None:
-            self.vms_loop = self._create_vms_loop()
-        if self.sa_loop is None:
-            self.sa_loop = self._create_sa_loop()
-        return [
-            self.delivery_loop.run(),
-            self.link_loop.run(),
-            self.vms_loop.run(),
-            self.sa_loop.run(),
-            self.settler.run(),
-        ]
+        if self.delivery_loop is None or self.events_loop is None:
+            self.delivery_loop, self.events_loop = self._create_loops()
+        return [self.delivery_loop.run(), self.events_loop.run(), self.settler.run()]
 
     def stop(self) -> None:
         """Ask the workers to finish the batch in hand and return."""
-        for loop in (self.delivery_loop, self.link_loop, self.vms_loop, self.sa_loop):
+        for loop in (self.delivery_loop, self.events_loop):
             if loop is not None:
                 loop.stop()
         self.settler.stop()
