@@ -8,7 +8,7 @@ to build its event in one read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -20,8 +20,12 @@ STATE_SUBMITTED = "S"  # every part accepted (ids known)
 STATE_FAILED = "F"  # refused by the SMSC (code = the command status name) or not sendable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageRecord:
+    """Treated as immutable (``submitted`` / ``failed`` return new records). Not a frozen dataclass on purpose:
+    frozen ``__init__`` sets each of the 19 fields through ``object.__setattr__``, which made creating records a
+    visible share of the dispatcher's CPU (several are created per recipient)."""
+
     msg_id: str
     tenant_id: str
     task_id: str
@@ -72,33 +76,57 @@ class MessageRecord:
     @classmethod
     def from_bytes(cls, data: bytes) -> MessageRecord:
         doc = orjson.loads(data)
-        return cls(
-            msg_id=doc["m"],
-            tenant_id=doc["t"],
-            task_id=doc["k"],
-            batch_no=doc["b"],
-            index=doc["i"],
-            mobile=doc["mo"],
-            destination=doc["d"],
-            parts=doc["p"],
-            segments=doc["sg"],
-            route=doc["r"],
-            carrier=doc["c"],
-            tpl_id=doc["tp"],
-            sms_sign=doc["sn"],
-            aim_url=doc["au"],
-            smsc=doc["ns"],
-            state=doc.get("st", STATE_PENDING),
-            carrier_ids=tuple(doc.get("ids", ())),
-            submitted_at_ms=doc.get("at", 0),
-            code=doc.get("code", ""),
+        get = doc.get
+        return cls(  # positional, in field order: this runs for every receipt
+            doc["m"],
+            doc["t"],
+            doc["k"],
+            doc["b"],
+            doc["i"],
+            doc["mo"],
+            doc["d"],
+            doc["p"],
+            doc["sg"],
+            doc["r"],
+            doc["c"],
+            doc["tp"],
+            doc["sn"],
+            doc["au"],
+            doc["ns"],
+            get("st", STATE_PENDING),
+            tuple(get("ids", ())),
+            get("at", 0),
+            get("code", ""),
+        )
+
+    def _with(self, state: str, carrier_ids: tuple[str, ...], submitted_at_ms: int, code: str) -> MessageRecord:
+        return MessageRecord(
+            self.msg_id,
+            self.tenant_id,
+            self.task_id,
+            self.batch_no,
+            self.index,
+            self.mobile,
+            self.destination,
+            self.parts,
+            self.segments,
+            self.route,
+            self.carrier,
+            self.tpl_id,
+            self.sms_sign,
+            self.aim_url,
+            self.smsc,
+            state,
+            carrier_ids,
+            submitted_at_ms,
+            code,
         )
 
     def submitted(self, carrier_ids: list[str], at_ms: int) -> MessageRecord:
-        return replace(self, state=STATE_SUBMITTED, carrier_ids=tuple(carrier_ids), submitted_at_ms=at_ms)
+        return self._with(STATE_SUBMITTED, tuple(carrier_ids), at_ms, self.code)
 
     def failed(self, code: str, carrier_ids: list[str], at_ms: int) -> MessageRecord:
-        return replace(self, state=STATE_FAILED, code=code, carrier_ids=tuple(carrier_ids), submitted_at_ms=at_ms)
+        return self._with(STATE_FAILED, tuple(carrier_ids), at_ms, code)
 
     def event(
         self,
