@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
@@ -12,7 +13,7 @@ from pymongo import AsyncMongoClient
 
 from magpie.v1 import dispatch_pb2, link_pb2, task_pb2
 from magpie_common.config import Settings
-from magpie_common.kafka import ConsumerLoop, EventProducer
+from magpie_common.kafka import ConsumerLoop, EventProducer, Route
 from magpie_common.storage import mongo_client, redis_client, service_db
 from magpie_common.topics import DELIVERY, LINK, RECIPIENTS
 from magpie_number_resolver.api import create_app
@@ -31,8 +32,8 @@ from magpie_number_resolver.worker import ClassifyWorker
 
 log = logging.getLogger(__name__)
 
-LEARNING_GROUP = SERVICE_NAME + "-learning"  # LINK: resolutions -> observed profiles
-SENDS_GROUP = SERVICE_NAME + "-sends"  # DELIVERY: delivered smart messages -> downgrades
+# LINK: resolutions -> observed profiles; DELIVERY: delivered smart messages -> downgrades (one consumer)
+LEARNING_GROUP = SERVICE_NAME + "-learning"
 
 
 @dataclass
@@ -55,13 +56,12 @@ class Components:
     downgrades: Downgrades
     learner: Learner
     provider: ProviderCache | None = None
-    link_loop: ConsumerLoop[link_pb2.LinkEvent] | None = None
-    delivery_loop: ConsumerLoop[dispatch_pb2.DeliveryBatch] | None = None
+    link_loop: ConsumerLoop[Any] | None = None  # LINK and (with downgrades on) DELIVERY
 
     @property
     def loops(self) -> list[ConsumerLoop]:  # type: ignore[type-arg]
         """Every consumer loop this process runs (RECIPIENTS; LINK and DELIVERY when learning)."""
-        return [loop for loop in (self.loop, self.link_loop, self.delivery_loop) if loop is not None]
+        return [loop for loop in (self.loop, self.link_loop) if loop is not None]
 
     async def start(self) -> None:
         """Start the producer, create indexes, load the profile cache and make sure Redis holds the registry."""
@@ -90,8 +90,8 @@ class Components:
             checks["consumer"] = self.loop.ready
         if self.link_loop is not None:
             checks["link_consumer"] = self.link_loop.ready
-        if self.delivery_loop is not None:
-            checks["delivery_consumer"] = self.delivery_loop.ready
+            if len(self.link_loop.routes) > 1:
+                checks["delivery_consumer"] = self.link_loop.ready
         return checks
 
     async def close(self) -> None:
@@ -177,25 +177,12 @@ async def build(settings: Settings, config: ResolverConfig | None = None) -> Com
         provider=provider,
     )
     if config.worker and config.learning:
-        components.link_loop = ConsumerLoop(
-            settings,
-            group_id=LEARNING_GROUP,
-            topic=LINK,
-            message_type=link_pb2.LinkEvent,
-            handler=learner.handle,
-            producer=producer,
-            max_records=500,
-        )
+        # Feedback from the handsets and the carriers, routed by ONE consumer (an idle consumer costs its broker a
+        # fetch every 500 ms): resolutions teach capabilities, delivered smart messages never resolved downgrade.
+        routes: list[Route[Any]] = [Route(LINK, link_pb2.LinkEvent, learner.handle, 500)]
         if downgrades.enabled:
-            components.delivery_loop = ConsumerLoop(
-                settings,
-                group_id=SENDS_GROUP,
-                topic=DELIVERY,
-                message_type=dispatch_pb2.DeliveryBatch,
-                handler=downgrades.handle_deliveries,
-                producer=producer,
-                max_records=200,
-            )
+            routes.append(Route(DELIVERY, dispatch_pb2.DeliveryBatch, downgrades.handle_deliveries, 200))
+        components.link_loop = ConsumerLoop(settings, group_id=LEARNING_GROUP, producer=producer, routes=routes)
     components.app = create_app(
         config=config,
         registry=registry,
