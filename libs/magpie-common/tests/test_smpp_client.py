@@ -457,3 +457,37 @@ async def test_each_request_expires_after_its_own_timeout_and_answered_ones_neve
     smsc.send(SubmitSmResp(sequence_number=sent["1"].sequence_number, message_id="one"))
     assert (await slow).message_id == "one"
     assert client.outstanding == 0
+
+
+async def test_submit_each_writes_within_the_window_and_returns_every_answer_in_order(smsc: ScriptedSmsc) -> None:
+    client = make_client(smsc, window=2, response_timeout=0.5)
+    await client.connect_and_bind()
+    pdus = [submit_pdu(str(i)) for i in range(4)]
+    task = asyncio.create_task(client.submit_each(pdus))
+    first = [await smsc.expect(SubmitSm) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    assert smsc.drain() == []  # the window (2) is full: the third waits for an answer
+    smsc.send(SubmitSmResp(sequence_number=first[1].sequence_number, message_id="b"))
+    third = await smsc.expect(SubmitSm)
+    smsc.send(GenericNack(sequence_number=first[0].sequence_number, command_status=ESME_RTHROTTLED))
+    fourth = await smsc.expect(SubmitSm)
+    smsc.send(SubmitSmResp(sequence_number=fourth.sequence_number, message_id="d"))
+    results = await task  # the third is never answered: timeout, in doubt
+    assert [r.command_status if isinstance(r, SubmitSmResp) else type(r) for r, _ in results] == [
+        ESME_RTHROTTLED,
+        ESME_ROK,
+        SmppTimeoutError,
+        ESME_ROK,
+    ]
+    assert [r.message_id for r, _ in results if isinstance(r, SubmitSmResp) and r.message_id] == ["b", "d"]
+    assert third.sequence_number == pdus[2].sequence_number != 0
+    assert all(seconds >= 0 for _, seconds in results)
+    assert client.outstanding == 0
+
+
+async def test_submit_each_on_a_closed_session_writes_nothing(smsc: ScriptedSmsc) -> None:
+    client = make_client(smsc)
+    pdus = [submit_pdu("1"), submit_pdu("2")]
+    results = await client.submit_each(pdus)
+    assert all(isinstance(r, SmppConnectionError) for r, _ in results)
+    assert [p.sequence_number for p in pdus] == [0, 0]  # provably not written: safe to submit again

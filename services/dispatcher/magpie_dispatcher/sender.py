@@ -36,7 +36,10 @@ What a redelivered batch finds, per recipient:
 Within a live process the same rule applies to a submit_sm that was written but not answered (response timeout,
 connection lost): in doubt, not re-sent. A submit_sm that was provably never written (the client assigns the
 sequence number only as it writes the PDU, so ``sequence_number == 0`` after a failure means "not written") loses
-its claim and is submitted again when the batch is retried.
+its claim and is submitted again when the batch is retried. The same rule holds for the chunk-wide first attempt
+(``SmppClient.submit_each``, single-part messages on one session, no task per recipient): a PDU it reports with
+``sequence_number == 0`` was not written and goes through the per-recipient path again; a written one without an
+answer is in doubt.
 
 The in-doubt window is small by construction: recipients are claimed in chunks (``MAGPIE_DISPATCHER_CHUNK``, 64),
 a chunk's answers are recorded as soon as the chunk's submits are answered, and at most
@@ -77,6 +80,7 @@ from magpie_common.smpp import (
     ESME_ROK,
     ESME_RTHROTTLED,
     PduError,
+    SmppClient,
     SmppConnectionError,
     SmppError,
     SubmitSm,
@@ -338,7 +342,7 @@ class Sender:
                     extra={"task_id": chunk[0].record.task_id, "count": len(found_pending)},
                 )
                 await self.store.schedule_in_doubt(found_pending, now_ms())
-            sends = await asyncio.gather(*(self._send(item) for item in fresh))
+            sends = await self._send_all(fresh)
             submitted: list[MessageRecord] = []
             failed: list[MessageRecord] = []
             in_doubt: list[MessageRecord] = []
@@ -378,6 +382,68 @@ class Sender:
             record.code,
             done_at_ms=record.submitted_at_ms or now_ms(),
         )
+
+    # ------------------------------------------------------------------ the chunk's submits
+
+    async def _send_all(self, items: list[Prepared]) -> list[SendResult]:
+        """Every item's outcome. Single-part messages of an unpaced, unthrottled link go out together on one
+        session (``SmppClient.submit_each``: no task per recipient); whatever that first attempt does not settle
+        (throttled, or provably not written) and every other message goes through :meth:`_send`."""
+        results: list[SendResult | None] = [None] * len(items)
+        groups: dict[int, list[int]] = {}
+        for position, item in enumerate(items):
+            if not item.error and len(item.pdus) == 1 and not item.paced:
+                groups.setdefault(id(item.link), []).append(position)
+        for positions in groups.values():
+            link = items[positions[0]].link
+            client = None if link.throttled else link.pick()
+            if client is None:
+                continue
+            await self._submit_together(client, link, [items[p] for p in positions], positions, results)
+        slow = [position for position, result in enumerate(results) if result is None]
+        if slow:
+            for position, result in zip(slow, await asyncio.gather(*(self._send(items[p]) for p in slow)), strict=True):
+                results[position] = result
+        return [result for result in results if result is not None]
+
+    async def _submit_together(
+        self,
+        client: SmppClient,
+        link: SmscLink,
+        items: list[Prepared],
+        positions: list[int],
+        results: list[SendResult | None],
+    ) -> None:
+        """The first attempt of single-part messages on one session; settles ``results`` where it can."""
+        IN_FLIGHT.inc(len(items))
+        try:
+            answers = await client.submit_each([item.pdus[0] for item in items])
+        finally:
+            IN_FLIGHT.dec(len(items))
+        at_ms = now_ms()
+        accepted = False
+        for item, position, (answer, seconds) in zip(items, positions, answers, strict=True):
+            if isinstance(answer, SmppError):
+                if item.pdus[0].sequence_number == 0 and isinstance(answer, SmppConnectionError):
+                    continue  # never written: the per-recipient path tries again (another session, or unsent)
+                log.warning(
+                    "submit_sm unanswered: in doubt",
+                    extra={"msg_id": item.record.msg_id, "smsc": link.label, "error": repr(answer)},
+                )
+                results[position] = SendResult(Outcome.IN_DOUBT, [])
+                continue
+            status = answer.command_status
+            self._observe(item.carrier, status, seconds)
+            if status == ESME_ROK:
+                accepted = True
+                results[position] = SendResult(Outcome.SUBMITTED, [answer.message_id], at_ms=at_ms)
+            elif status in RETRY_STATUSES:
+                THROTTLED.labels(item.carrier).inc()
+                link.on_throttled()  # the per-recipient path waits for the pause and submits again
+            else:
+                results[position] = SendResult(Outcome.FAILED, [], code=status_name(status), at_ms=at_ms)
+        if accepted:
+            link.on_accepted()
 
     # ------------------------------------------------------------------ one recipient
 

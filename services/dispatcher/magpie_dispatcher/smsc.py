@@ -97,6 +97,7 @@ class SmscLink:
         self._supervisors: list[asyncio.Task[None]] = []
         self._throttled_until = 0.0
         self._throttle_level = 0
+        self._next_pick = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -201,8 +202,13 @@ class SmscLink:
         return self._throttled_until > 0 and asyncio.get_running_loop().time() < self._throttled_until
 
     def _pick(self) -> SmppClient | None:
+        """Fewest outstanding requests; ties go round-robin, so idle sessions share the work too."""
+        clients = self.clients
+        count = len(clients)
+        start = self._next_pick = (self._next_pick + 1) % count
         best: SmppClient | None = None
-        for client in self.clients:
+        for offset in range(count):
+            client = clients[(start + offset) % count]
             if client.is_bound and (best is None or client.outstanding < best.outstanding):
                 best = client
         return best

@@ -175,7 +175,7 @@ async def test_every_session_of_an_smsc_is_bound_and_used(settings: Settings) ->
     batch = dispatch_batch(ctx, 0, [recipient(i) for i in range(120)])
     ids = [message_id("task-sessions", 0, i) for i in range(120)]
     async with simulator(dlr_delay=0.05) as sim:
-        config = config_for(sim.smpp_port, {"sessions": 3, "window": 16})
+        config = config_for(sim.smpp_port, {"sessions": 3, "window": 16}, chunk_size=16)
         async with Worker(settings, config) as worker:
             await wait_until(lambda: sim.stats()["sessions"]["bound"] == 3)
             (link,) = worker.role.pool.links.values()

@@ -359,6 +359,87 @@ class SmppClient:
             return SubmitSmResp(sequence_number=resp.sequence_number, command_status=resp.command_status)
         raise PduError(f"unexpected answer to submit_sm: {type(resp).__name__}")
 
+    async def submit_each(
+        self, pdus: Sequence[SubmitSm], *, timeout: float | None = None
+    ) -> list[tuple[SubmitSmResp | SmppError, float]]:
+        """Submit ``pdus`` in order, each as soon as a window slot is free, without a task per PDU, and return,
+        per PDU, ``(answer or error, seconds from write to answer)``: the answers as :meth:`submit` returns them;
+        ``SmppConnectionError`` for a PDU that was never written (its ``sequence_number`` stays 0: safe to send
+        again), ``SmppTimeoutError`` / ``SmppConnectionError`` for one written but unanswered (in doubt)."""
+        timeout = self.response_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        clock = loop.time
+        futures: list[asyncio.Future[Pdu] | SmppError] = []
+        sent_at: list[float] = []
+        answered_at: list[float] = [0.0] * len(pdus)
+        window = self._window
+        for position, pdu in enumerate(pdus):
+            pdu.sequence_number = 0
+            try:
+                self._check_bound()
+                await window.acquire()
+            except SmppConnectionError as exc:
+                futures.append(exc)
+                sent_at.append(0.0)
+                continue
+            try:
+                self._check_bound()
+                if not self._writable.is_set():
+                    await self._writable.wait()
+                protocol = self._open_protocol()
+            except BaseException as exc:
+                window.release()
+                if not isinstance(exc, SmppConnectionError):
+                    raise
+                futures.append(exc)
+                sent_at.append(0.0)
+                continue
+            seq = self._next_sequence()
+            pdu.sequence_number = seq
+            future: asyncio.Future[Pdu] = loop.create_future()
+            self._pending[seq] = future
+            protocol.send(pdu.encode())
+            self._deadlines.watch(loop, timeout, seq, future, pdu.command_id)
+            future.add_done_callback(self._submit_done(seq, position, answered_at, clock, window))
+            futures.append(future)
+            sent_at.append(clock())
+        waiting = [f for f in futures if isinstance(f, asyncio.Future)]
+        if waiting:
+            await asyncio.wait(waiting)
+        results: list[tuple[SubmitSmResp | SmppError, float]] = []
+        for position, item in enumerate(futures):
+            if not isinstance(item, asyncio.Future):
+                results.append((item, 0.0))
+                continue
+            elapsed = answered_at[position] - sent_at[position]
+            error = None if item.cancelled() else item.exception()
+            if item.cancelled():
+                results.append((SmppConnectionError("submit cancelled"), elapsed))
+            elif error is not None:
+                if not isinstance(error, SmppError):
+                    raise error
+                results.append((error, elapsed))
+            else:
+                resp = item.result()
+                if isinstance(resp, GenericNack):
+                    resp = SubmitSmResp(sequence_number=resp.sequence_number, command_status=resp.command_status)
+                if not isinstance(resp, SubmitSmResp):
+                    results.append((PduError(f"unexpected answer to submit_sm: {type(resp).__name__}"), elapsed))
+                else:
+                    results.append((resp, elapsed))
+        return results
+
+    def _submit_done(
+        self, seq: int, position: int, answered_at: list[float], clock: Callable[[], float], window: _Window
+    ) -> Callable[[asyncio.Future[Pdu]], None]:
+        def done(future: asyncio.Future[Pdu]) -> None:
+            answered_at[position] = clock()
+            if self._pending.get(seq) is future:
+                del self._pending[seq]
+            window.release()
+
+        return done
+
     async def enquire_link(self, *, timeout: float | None = None) -> EnquireLinkResp | GenericNack:
         """Send one enquire_link and wait for its answer."""
         if self._state not in (ClientState.BOUND, ClientState.CONNECTED):
