@@ -8,9 +8,12 @@ ever delays its own queue; the only thing lanes share is the process-wide cap of
 (``MAGPIE_RECEIPT_MAX_IN_FLIGHT``), handed out round-robin to the lanes waiting for it, and a failing URL's limit
 shrinks to 1 within a few round trips.
 
-The process holds a bounded number of units per URL (queued or running): 32 x the current limit for a healthy
-single-mode URL, 2 x the limit for a batch URL (each unit carries up to ``MAGPIE_RECEIPT_MAX_BATCH`` receipts) or
-for a URL whose last POST failed or took over a second, so slow endpoints cannot hoard claimed receipts.
+The process holds a bounded number of units per URL (queued or running): as many as the URL completes in a quarter
+of the lease (``MAGPIE_RECEIPT_LEASE_S`` / 4) at its current limit and latency, at least 2 per slot, at most
+``MAGPIE_RECEIPT_MAX_QUEUED``; before its latency is known 32 x the limit for a single-mode URL and 2 x the limit
+for a batch URL (each unit carries up to ``MAGPIE_RECEIPT_MAX_BATCH`` receipts) or for a failing one. A fast URL
+thus takes a whole campaign's receipts straight from the Kafka handlers (no claim write), a slow one cannot hoard
+claimed receipts past their lease.
 
 Circuit breaker: after ``BREAKER_THRESHOLD`` consecutive failed POSTs the URL is "open" for
 ``retry_base x 2^(failures - threshold)`` (at most ``BREAKER_MAX_OPEN_S``); while open its receipts are not POSTed
@@ -60,8 +63,18 @@ class Endpoint:
 
 
 class Endpoints:
-    def __init__(self, *, concurrency: int, breaker_base_s: float, max_concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        breaker_base_s: float,
+        max_concurrency: int | None = None,
+        drain_s: float = 30.0,
+        max_units: int = 20_000,
+    ) -> None:
         self.concurrency = concurrency
+        self.drain_s = drain_s
+        self.max_units = max_units
         self.max_concurrency = max(max_concurrency or concurrency, concurrency)
         self.breaker_base_s = breaker_base_s
         self._by_url: dict[str, Endpoint] = {}
@@ -79,9 +92,15 @@ class Endpoints:
         return list(self._by_url.values())
 
     def unit_cap(self, endpoint: Endpoint, *, batch: bool) -> int:
-        if batch or endpoint.slow:
-            return endpoint.limiter.current * BATCH_UNITS_PER_SLOT
-        return endpoint.limiter.current * SINGLE_UNITS_PER_SLOT
+        """Most POST units the process holds for the URL (queued or running): what the URL drains in
+        ``drain_s`` at its current limit and latency (at least 2 per slot), or before any latency is known
+        32 per slot (2 for a batch URL or one that failed or was slow)."""
+        limit = endpoint.limiter.current
+        floor = limit * BATCH_UNITS_PER_SLOT
+        rtt = endpoint.limiter.smoothed_rtt
+        if rtt <= 0 or endpoint.failures:
+            return floor if batch or endpoint.slow else limit * SINGLE_UNITS_PER_SLOT
+        return max(floor, min(int(limit / rtt * self.drain_s), self.max_units))
 
     def succeeded(self, endpoint: Endpoint, elapsed_s: float, now: float) -> None:
         endpoint.limiter.on_success(elapsed_s, endpoint.active, now)

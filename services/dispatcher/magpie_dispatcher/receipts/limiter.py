@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 LATENCY_TOLERANCE = 2.0  # a POST up to 2x the minimum latency is "near the minimum"
-LATENCY_SLACK_S = 0.005  # plus 5 ms, so loopback-fast receivers are not throttled by jitter
+LATENCY_SLACK_S = 0.010  # plus 10 ms: loopback-fast receivers are not throttled by jitter or event-loop lag
 LATENCY_BACKOFF = 0.9
 FAILURE_BACKOFF = 0.5
 RTT_WINDOW_S = 30.0

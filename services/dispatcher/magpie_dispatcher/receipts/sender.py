@@ -136,6 +136,8 @@ class ReceiptSender:
             concurrency=config.url_concurrency,
             max_concurrency=config.url_max_concurrency,
             breaker_base_s=config.retry_base_ms / 1000,
+            drain_s=config.lease_s / 4,
+            max_units=config.max_queued,
         )
         self.sweep = MainSweep()
         self._backlogs: dict[str, SliceCursor] = {}
