@@ -57,8 +57,8 @@ return result
 
 # A batch of writes applied atomically (what a MULTI/EXEC did, in one command). ARGV is a flat list of operations,
 # each an opcode followed by its arguments; every operation takes its key from KEYS in order:
-#   S value ttl        SET key value EX ttl          X value       SET key value XX KEEPTTL
-#   R member           SREM key member               D             DEL key
+#   S value ttl        SET key value EX ttl          R member      SREM key member
+#   D                  DEL key
 #   Z score member     ZADD key score member         N score member  ZADD key NX score member
 #   M member           ZREM key member
 _WRITE = """
@@ -72,9 +72,6 @@ while a <= n do
   if op == 'S' then
     redis.call('SET', key, ARGV[a + 1], 'EX', ARGV[a + 2])
     a = a + 3
-  elseif op == 'X' then
-    redis.call('SET', key, ARGV[a + 1], 'XX', 'KEEPTTL')
-    a = a + 2
   elseif op == 'R' then
     redis.call('SREM', key, ARGV[a + 1])
     a = a + 2
@@ -95,6 +92,20 @@ while a <= n do
   end
 end
 return #KEYS
+"""
+
+# Final events produced: mark each decision done (SET FINAL_DONE XX KEEPTTL) and, when asked, drop the messages from the
+# deadline set. KEYS: due, final1, final2, ...; ARGV: forget ("1" or "0"), msg_id1, msg_id2, ...
+_DONE = """
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], 'D', 'XX', 'KEEPTTL')
+end
+if ARGV[1] == '1' then
+  for i = 2, #ARGV, 1000 do
+    redis.call('ZREM', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+end
+return #KEYS - 1
 """
 
 # The first final decision of each message wins: SET NX GET per key, the previous value (or false) per key.
@@ -143,10 +154,6 @@ class _Writes:
     def set(self, key: str, value: bytes, ttl: int) -> None:
         self.keys.append(key)
         self.args += ("S", value, ttl)
-
-    def set_existing(self, key: str, value: bytes) -> None:
-        self.keys.append(key)
-        self.args += ("X", value)
 
     def srem(self, key: str, member: str) -> None:
         self.keys.append(key)
@@ -200,6 +207,7 @@ class DeliveryStore:
         self._claim = redis.register_script(_CLAIM)
         self._write = redis.register_script(_WRITE)
         self._decide = redis.register_script(_DECIDE)
+        self._done = redis.register_script(_DONE)
         self._part_done = redis.register_script(_PART_DONE)
         self._take_due = redis.register_script(_TAKE_DUE)
 
@@ -365,18 +373,18 @@ class DeliveryStore:
         matters (deadline, part counts, pending-by-destination entries of ``cleanup`` records)."""
         if not msg_ids:
             return
+        await self._done(
+            keys=[self.due_key, *(self._final + msg_id for msg_id in msg_ids)],
+            args=["1" if forget_deadline else "0", *msg_ids],
+        )
         writes = _Writes()
-        for msg_id in msg_ids:
-            writes.set_existing(self.final_key(msg_id), FINAL_DONE)
-        if forget_deadline:
-            for msg_id in msg_ids:
-                writes.zrem(self.due_key, msg_id)
         for record in cleanup:
             if record.parts > 1:
                 writes.delete(self.dlr_key(record.msg_id))
             if record.state == STATE_PENDING:  # S and F records left the pending registry when recorded
                 writes.srem(self.pend_key(record.smsc, record.destination), record.msg_id)
-        await self._write(keys=writes.keys, args=writes.args)
+        if writes.keys:
+            await self._write(keys=writes.keys, args=writes.args)
 
     async def final_states(self, msg_ids: Sequence[str]) -> list[bytes | None]:
         if not msg_ids:
