@@ -94,6 +94,7 @@ class ReceiptRouter:
             return  # late answer after a timeout: the receipt was already requeued
         if status == ESME_ROK:
             self.stats.delivered += 1
+            receipt.body = b""  # done; its ack-timeout entry lingers until the timeout: keep that entry small
         else:
             self.stats.nacked += 1
             self._retries.push(receipt)
