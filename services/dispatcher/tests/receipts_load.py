@@ -29,6 +29,7 @@ import sys
 import time
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import orjson
@@ -124,9 +125,10 @@ def items_for(count: int, urls: list[str], url_type: int) -> list[dict[str, Any]
     from magpie_dispatcher.receipts.outbox import new_item, utcnow
     from magpie_dispatcher.receipts.producers import receipt_item_id
 
-    now = utcnow()
+    start = utcnow() - timedelta(milliseconds=count // 50)
     items = []
     for n in range(count):
+        now = start + timedelta(milliseconds=n // 50)  # arrivals spread as from successive handler batches
         url = urls[n % len(urls)]
         source = f"load-{n}"
         receipt = {
