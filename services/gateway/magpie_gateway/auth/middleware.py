@@ -1,8 +1,9 @@
 """ASGI middleware authenticating Huawei Cloud SDK AK/SK (``SDK-HMAC-SHA256``) signed requests.
 
-On success the body is buffered once (it is needed for the payload hash), replayed to the application
-unchanged, and ``request.state.principal`` holds a ``Principal``. On failure the middleware answers itself
-with the KooMessage error body and an ``X-Request-Id`` header:
+On success the body has been spooled once as it arrived (``body_spool``: a temporary file, hashed incrementally for
+the payload hash, never joined in memory), is replayed to the application unchanged (or read from the spool by a
+route that parses it incrementally), and ``request.state.principal`` holds a ``Principal``. On failure the
+middleware answers itself with the KooMessage error body and an ``X-Request-Id`` header:
 
 ====  =============  ================================================================================
 HTTP  error_code     error_msg (after ``Incorrect IAM authentication information: ``)
@@ -45,13 +46,22 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from magpie_gateway.auth.principal import PRINCIPAL_STATE_KEY, CredentialLookup, Principal
+from magpie_gateway.auth.body_spool import (
+    BodySpool,
+    BodyTooLarge,
+    ClientDisconnected,
+    attach,
+    replaying_receive,
+    spool_body,
+)
+from magpie_gateway.auth.principal import PRINCIPAL_STATE_KEY, Credential, CredentialLookup, Principal
 from magpie_gateway.auth.replay import ReplayStore
 from magpie_gateway.auth.signature import (
     DEFAULT_MAX_SKEW,
     AuthorizationHeader,
+    BodyDigest,
     MalformedAuthorizationError,
     SignatureError,
     normalize_headers,
@@ -68,47 +78,8 @@ PROJECT_ID_HEADER = "x-project-id"
 TOKEN_HEADER = "x-auth-token"
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
-class _ClientDisconnected(Exception):
-    pass
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientDisconnected
-        if message["type"] != "http.request":
-            continue
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replaying_receive(body: bytes, receive: Receive) -> Receive:
-    delivered = False
-
-    async def replay() -> Message:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def _raw_path(scope: Scope) -> str:
@@ -195,20 +166,36 @@ class SignatureAuthMiddleware:
 
         declared_length = normalized.get("content-length", ["0"])[0]
         try:
-            body = await self._read_limited_body(declared_length, receive)
-        except _BodyTooLarge:
+            spool = await self._read_limited_body(declared_length, receive)
+        except BodyTooLarge:
             await self._too_large(scope, receive, send, request_id)
             return
-        except _ClientDisconnected:
+        except ClientDisconnected:
             return
+        try:
+            await self._signed(scope, receive, send, spool, authorization, credential, headers, normalized, reject)
+        finally:
+            spool.close()
 
+    async def _signed(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        spool: BodySpool,
+        authorization: AuthorizationHeader,
+        credential: Credential,
+        headers: list[tuple[bytes, bytes]],
+        normalized: dict[str, list[str]],
+        reject: Callable[[str, str | None], Awaitable[None]],
+    ) -> None:
         try:
             verify(
                 scope["method"],
                 _raw_path(scope),
                 scope.get("query_string", b"").decode("latin-1"),
                 headers,
-                body,
+                BodyDigest(spool.size, spool.sha256_hex()),
                 credential.secret_key,
                 authorization=authorization,
                 now=self._clock(),
@@ -232,7 +219,8 @@ class SignatureAuthMiddleware:
             user_name=credential.user_name,
             project_id=_signed_project_id(normalized, authorization),
         )
-        await self.app(scope, _replaying_receive(body, receive), send)
+        attach(scope, spool)
+        await self.app(scope, replaying_receive(spool, receive), send)
 
     async def _token(
         self,
@@ -258,11 +246,11 @@ class SignatureAuthMiddleware:
             await reject("the token has expired")
             return
         try:
-            body = await self._read_limited_body(normalized.get("content-length", ["0"])[0], receive)
-        except _BodyTooLarge:
+            spool = await self._read_limited_body(normalized.get("content-length", ["0"])[0], receive)
+        except BodyTooLarge:
             await self._too_large(scope, receive, send, request_id)
             return
-        except _ClientDisconnected:
+        except ClientDisconnected:
             return
         scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = Principal(
             access_key="",
@@ -272,7 +260,11 @@ class SignatureAuthMiddleware:
             project_id=None,
             auth_method="token",
         )
-        await self.app(scope, _replaying_receive(body, receive), send)
+        attach(scope, spool)
+        try:
+            await self.app(scope, replaying_receive(spool, receive), send)
+        finally:
+            spool.close()
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         response = error_response(
@@ -283,10 +275,10 @@ class SignatureAuthMiddleware:
         )
         await response(scope, receive, send)
 
-    async def _read_limited_body(self, declared_length: str, receive: Receive) -> bytes:
+    async def _read_limited_body(self, declared_length: str, receive: Receive) -> BodySpool:
         if declared_length.strip().isdigit() and int(declared_length) > self._max_body_bytes:
-            raise _BodyTooLarge
-        return await _read_body(receive, self._max_body_bytes)
+            raise BodyTooLarge
+        return await spool_body(receive, self._max_body_bytes)
 
 
 def _signed_project_id(headers: dict[str, list[str]], authorization: AuthorizationHeader) -> str | None:

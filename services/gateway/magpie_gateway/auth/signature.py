@@ -81,6 +81,16 @@ class SignatureMismatchError(SignatureError):
     """The recomputed signature (or the declared payload hash) does not match."""
 
 
+class BodyDigest(NamedTuple):
+    """A body known by its size and hex SHA-256 (hashed while it streamed in), in place of its bytes."""
+
+    size: int
+    sha256_hex: str
+
+
+Body = bytes | BodyDigest
+
+
 class AuthorizationHeader(NamedTuple):
     access_key: str
     signed_headers: tuple[str, ...]
@@ -172,16 +182,21 @@ def canonical_headers(headers: Mapping[str, list[str]], signed_headers: Iterable
 
 
 def payload_hash(
-    body: bytes,
+    body: Body,
     headers: Mapping[str, list[str]],
     signed_headers: Iterable[str],
     *,
     allow_unsigned_payload: bool = True,
 ) -> str:
-    """The payload hash the SDK put in the canonical request."""
-    if not body:
+    """The payload hash the SDK put in the canonical request (``body``: the bytes, or their ``BodyDigest``)."""
+    if isinstance(body, BodyDigest):
+        if not body.size:
+            return EMPTY_BODY_SHA256
+        actual = body.sha256_hex
+    elif not body:
         return EMPTY_BODY_SHA256
-    actual = hashlib.sha256(body).hexdigest()
+    else:
+        actual = hashlib.sha256(body).hexdigest()
     declared_values = headers.get(CONTENT_SHA256_HEADER)
     if not declared_values or CONTENT_SHA256_HEADER not in signed_headers:
         return actual
@@ -201,7 +216,7 @@ def canonical_request(
     query_string: str,
     headers: Mapping[str, list[str]],
     signed_headers: tuple[str, ...],
-    body: bytes,
+    body: Body,
     *,
     allow_unsigned_payload: bool = True,
 ) -> str:
@@ -249,7 +264,7 @@ def verify(
     path: str,
     query_string: str,
     headers: HeaderInput,
-    body: bytes,
+    body: Body,
     secret_key: str,
     *,
     authorization: AuthorizationHeader | None = None,
@@ -259,7 +274,8 @@ def verify(
 ) -> None:
     """Verify an ``SDK-HMAC-SHA256`` signed request as received by the server.
 
-    ``path`` is the raw request path (ASGI ``raw_path``), ``query_string`` the raw query without ``?``.
+    ``path`` is the raw request path (ASGI ``raw_path``), ``query_string`` the raw query without ``?``; ``body`` the
+    bytes or, for a body spooled as it arrived, its ``BodyDigest``.
     ``authorization`` may be passed when already parsed (it is otherwise read from ``headers``).
     ``now`` defaults to the current UTC time. Returns normally when the signature is valid and raises a
     ``SignatureError`` subclass otherwise.
