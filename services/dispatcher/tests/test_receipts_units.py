@@ -258,6 +258,7 @@ def test_circuit_breaker_opens_after_consecutive_failures_and_closes_on_success(
         assert endpoint.circuit_open(102.9) and not endpoint.circuit_open(103.0)  # open twice as long
         endpoints.succeeded(endpoint, elapsed_s=0.01, now=103.0)
         assert not endpoint.circuit_open(101.5)
-        assert (endpoint.failures, endpoints.unit_cap(endpoint, batch=False)) == (0, 32 * endpoint.limiter.current)
+        healthy_quota = int(endpoint.limiter.current / endpoint.limiter.smoothed_rtt * endpoints.drain_s)
+        assert (endpoint.failures, endpoints.unit_cap(endpoint, batch=False)) == (0, healthy_quota)
 
     asyncio.run(scenario())
