@@ -13,10 +13,11 @@ Two ways in, one way out:
   never POST a receipt concurrently and a crashed instance's receipts come due again when its lease ends).
 
 Units: one POST per single-mode receipt; batch mode (url_type 2) one POST per (tenant, URL, callback_type,
-attempts) of at most ``MAGPIE_RECEIPT_MAX_BATCH`` receipts. Each unit runs in its own task, at most
-``MAGPIE_RECEIPT_URL_CONCURRENCY`` at a time per URL, with a bounded quota of units per URL (``endpoints``), so a
-slow or dead endpoint only ever holds its own receipts, never another tenant's nor the Kafka partitions (the
-handlers only insert).
+attempts) of at most ``MAGPIE_RECEIPT_MAX_BATCH`` receipts; a hot batch goes as soon as it is full. Units wait
+in their URL's FIFO lane and run at the URL's adaptive limit (``limiter``: grows while its latency stays near its
+minimum, halves on 5xx / 429 / timeouts / connection errors), the lanes sharing ``MAGPIE_RECEIPT_MAX_IN_FLIGHT``
+running POSTs round-robin, with a bounded quota of units per URL (``endpoints``), so a slow or dead endpoint only
+ever holds its own receipts, never another tenant's nor the Kafka partitions (the handlers only insert).
 
 Outcomes are buffered and written in bulk every 100 ms: 2xx -> ``done``; a failure (non-2xx, timeout, connection
 error, or not attempted while the URL's circuit breaker is open) -> retried after 1 s, 2 s, 4 s ... (capped at
