@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,17 @@ from starlette.routing import Route
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[bool] | bool]
+
+
+def run_main(main: Coroutine[Any, Any, None]) -> None:
+    """Run a service's main coroutine on uvloop (libuv: sockets, timers and callbacks in C, a visible share of CPU
+    per message on the hot path), or on the standard event loop with ``MAGPIE_EVENT_LOOP=asyncio``."""
+    if os.environ.get("MAGPIE_EVENT_LOOP", "uvloop").strip().lower() == "asyncio":
+        asyncio.run(main)
+        return
+    import uvloop
+
+    uvloop.run(main)
 
 
 class QuietServer(uvicorn.Server):

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from magpie_billing.app import SERVICE_NAME, run
 from magpie_common.config import Settings
 from magpie_common.logs import configure_logging
+from magpie_common.service import run_main
 
 
 def main() -> None:
     settings = Settings()
     configure_logging(SERVICE_NAME, settings.log_level)
-    asyncio.run(run(settings))
+    run_main(run(settings))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from magpie_carrier_simulator.config import build_parser, config_from_args
 from magpie_carrier_simulator.simulator import CarrierSimulator
 from magpie_common.logs import configure_logging
+from magpie_common.service import run_main
 
 
 async def run(argv: Sequence[str] | None = None) -> None:
@@ -29,7 +30,7 @@ async def run(argv: Sequence[str] | None = None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     try:
-        asyncio.run(run(argv))
+        run_main(run(argv))
     except ValueError as exc:  # a bad option value
         print(f"carrier-simulator: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from magpie_carrier_simulator.receipts import PendingReceipt
 from magpie_common.smpp.constants import (
@@ -61,8 +61,8 @@ class SmscSession(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's do not subclass asyncio.Transport, hence a cast, not an isinstance check).
+        self.transport = transport = cast(asyncio.Transport, transport)
         self.writer = CoalescingWriter(asyncio.get_running_loop(), transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)

@@ -4,12 +4,11 @@ ops endpoints on port 18094."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from magpie_common.config import Settings
 from magpie_common.logs import configure_logging
-from magpie_common.service import Service
+from magpie_common.service import Service, run_main
 from magpie_dispatcher.config import SERVICE_NAME, DispatcherConfig
 from magpie_dispatcher.wiring import build
 
@@ -40,7 +39,7 @@ async def run(settings: Settings, config: DispatcherConfig, service: Service | N
 def main() -> None:
     settings = Settings()
     configure_logging(SERVICE_NAME, settings.log_level)
-    asyncio.run(run(settings, DispatcherConfig.from_env()))
+    run_main(run(settings, DispatcherConfig.from_env()))
 
 
 if __name__ == "__main__":

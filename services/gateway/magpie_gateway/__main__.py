@@ -3,12 +3,11 @@ plus the review and projector consumer loops; drains on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from magpie_common.config import Settings
 from magpie_common.logs import configure_logging
-from magpie_common.service import Service, http_server
+from magpie_common.service import Service, http_server, run_main
 from magpie_gateway.config import GatewayConfig
 from magpie_gateway.wiring import build
 
@@ -34,7 +33,7 @@ async def run(settings: Settings, config: GatewayConfig) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging("gateway", settings.log_level)
-    asyncio.run(run(settings, GatewayConfig()))
+    run_main(run(settings, GatewayConfig()))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 
 from magpie_common.config import Settings
 from magpie_common.logs import configure_logging
-from magpie_common.service import Service, http_server
+from magpie_common.service import Service, http_server, run_main
 from magpie_number_resolver.app import build
 from magpie_number_resolver.config import SERVICE_NAME, ResolverConfig
 
@@ -36,7 +35,7 @@ async def run(settings: Settings, config: ResolverConfig) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(SERVICE_NAME, settings.log_level)
-    asyncio.run(run(settings, ResolverConfig.from_env()))
+    run_main(run(settings, ResolverConfig.from_env()))
 
 
 if __name__ == "__main__":

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable
 
 from magpie_common.config import Settings
 from magpie_common.logs import configure_logging
-from magpie_common.service import Service, http_server
+from magpie_common.service import Service, http_server, run_main
 from magpie_shortlink.config import SERVICE_NAME, ShortlinkConfig
 from magpie_shortlink.wiring import build
 
@@ -43,7 +42,7 @@ async def run(settings: Settings, config: ShortlinkConfig, service: Service | No
 def main() -> None:
     settings = Settings()
     configure_logging(SERVICE_NAME, settings.log_level)
-    asyncio.run(run(settings, ShortlinkConfig.from_env()))
+    run_main(run(settings, ShortlinkConfig.from_env()))
 
 
 if __name__ == "__main__":

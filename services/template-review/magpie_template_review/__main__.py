@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from magpie_common.config import Settings
 from magpie_common.logs import configure_logging
+from magpie_common.service import run_main
 from magpie_template_review.app import build
 from magpie_template_review.config import SERVICE_NAME
 
@@ -18,4 +17,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_main(main())

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from types import TracebackType
-from typing import Self
+from typing import Self, cast
 
 from magpie_common.smpp.constants import (
     DEFAULT_MAX_PDU_LENGTH,
@@ -186,8 +186,8 @@ class _ClientProtocol(asyncio.Protocol):
         self.writer: CoalescingWriter | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's do not subclass asyncio.Transport, hence a cast, not an isinstance check).
+        self.transport = transport = cast(asyncio.Transport, transport)
         self.writer = CoalescingWriter(asyncio.get_running_loop(), transport)
 
     @property
