@@ -42,15 +42,14 @@ A scheduled task (``X-Magpie-Send-At``, see ``send_schedules``) carries its send
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from magpie.v1 import task_pb2
 from magpie_gateway import codes
-from magpie_gateway.aim_templates import param_key
 from magpie_gateway.auth import Principal
 from magpie_gateway.codes import fail
 from magpie_gateway.context import GatewayContext
@@ -65,9 +64,9 @@ from magpie_gateway.errors import (
     ApiError,
 )
 from magpie_gateway.read_model import BATCH_SIZE
+from magpie_gateway.recipient_source import CHUNK_BATCHES, RecipientSource
 from magpie_gateway.resolve_tasks import (
     CUSTOM,
-    CUSTOM_CODE,
     DOMAIN_LABEL,
     INDIVIDUAL,
     MAX_DOMAIN_CHARS,
@@ -78,6 +77,7 @@ from magpie_gateway.resolve_tasks import (
     link_domain,
 )
 from magpie_gateway.reviews import APPROVED
+from magpie_gateway.send_task_recipients import MAX_CUST_FLAG_CHARS, BuildSettings, RecipientScan
 from magpie_gateway.sms_variables import other_variables
 from magpie_gateway.task_models import AIMResolveTask, CreateAimSendTaskRequestBody, SmsChannel
 from magpie_gateway.timefmt import to_ms
@@ -87,11 +87,8 @@ from magpie_gateway.vms_fallback import VmsFallback
 
 log = logging.getLogger(__name__)
 
-THREAD_THRESHOLD = 5_000
 MAX_TASK_NAME_CHARS = 30
 MAX_RECIPIENTS = 1_000_000
-MAX_CUST_FLAG_CHARS = 64
-MAX_CUSTOM_URL_CHARS = 2048
 MAX_LINK_DAYS = 7  # individual links
 DAY_MS = 86_400_000
 PROMOTION = "PROMOTION_TYPE"
@@ -118,14 +115,14 @@ class PreparedTask:
     resolve: AIMResolveTask
     expiration_days: int
     prerequisites: Prerequisites
-    batches: list[task_pb2.RecipientBatch]  # recipients only: meta, ctx and counts are set on acceptance
-    mobiles: list[list[str]]  # per batch, the recipients' mobiles (the read model's documents)
-    unique: int
-    submitted: int
-    duplicates: int
+    recipients: RecipientSource  # read in chunks on acceptance (meta, ctx and counts of batches set then)
     send_at_ms: int = 0  # scheduled send (epoch ms), 0 = now
     link_domain: str = ""  # base URL of the links (https://<domain>/ for a tenant's domain), "" = the edge's
     vms_fallback: VmsFallback | None = None  # X-Magpie-Fallback: vms (magpie_gateway.vms_fallback)
+
+    @property
+    def batch_count(self) -> int:
+        return -(-self.recipients.unique // BATCH_SIZE)
 
 
 def is_marketing(prepared: PreparedTask) -> bool:
@@ -133,7 +130,8 @@ def is_marketing(prepared: PreparedTask) -> bool:
     return bool(prepared.prerequisites.sms_template.get("template_type") == PROMOTION)
 
 
-def check_shape(body: CreateAimSendTaskRequestBody) -> tuple[str, SmsChannel, AIMResolveTask, int]:
+def check_shape(body: CreateAimSendTaskRequestBody, submitted: int) -> tuple[str, SmsChannel, AIMResolveTask, int]:
+    """The checks that need neither the database nor the recipients beyond their number ``submitted``."""
     task_name = required_text("task_name", body.task_name, max_chars=MAX_TASK_NAME_CHARS)
     channel = body.sms_channel
     if channel is None:
@@ -160,15 +158,14 @@ def check_shape(body: CreateAimSendTaskRequestBody) -> tuple[str, SmsChannel, AI
     days = MAX_LINK_DAYS if resolve.expiration_time is None else resolve.expiration_time
     if not 1 <= days <= MAX_LINK_DAYS:
         raise invalid(f"resolve_task.expiration_time must be 1 to {MAX_LINK_DAYS} days for individual links")
-    params = resolve.params or []
-    if not params:
+    if not submitted:
         raise ApiError.of(EMPTY_INPUT, f"{EMPTY_INPUT.message}: resolve_task.params has no recipient")
-    if len(params) > MAX_RECIPIENTS:
-        raise ApiError.of(TOO_MANY_MOBILES, f"{TOO_MANY_MOBILES.message} ({len(params)} > {MAX_RECIPIENTS} recipients)")
-    if generation == CUSTOM and len(params) > MAX_CUSTOM_CODES:
+    if submitted > MAX_RECIPIENTS:
+        raise ApiError.of(TOO_MANY_MOBILES, f"{TOO_MANY_MOBILES.message} ({submitted} > {MAX_RECIPIENTS} recipients)")
+    if generation == CUSTOM and submitted > MAX_CUSTOM_CODES:
         raise ApiError.of(
             TOO_MANY_SHORT_CODES,
-            f"{TOO_MANY_SHORT_CODES.message} ({len(params)} > {MAX_CUSTOM_CODES} custom short codes per task)",
+            f"{TOO_MANY_SHORT_CODES.message} ({submitted} > {MAX_CUSTOM_CODES} custom short codes per task)",
         )
     return task_name, channel, resolve, days
 
@@ -217,90 +214,56 @@ async def load_prerequisites(
     )
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def build_recipients(
-    resolve: AIMResolveTask, prerequisites: Prerequisites, batch_size: int = BATCH_SIZE
-) -> tuple[list[task_pb2.RecipientBatch], list[list[str]], int, int]:
-    """The de-duplicated recipients in batches of ``batch_size`` (task-level ``index`` = position after
-    de-duplication), the batches' mobiles, the number of unique recipients and of duplicates dropped.
-
-    Recipients are added to their batch message directly: building protobuf messages is most of the cost of a
-    big task, and adding avoids a copy.
-    """
-    card_params = {p["key"] for p in prerequisites.aim_template.get("params", [])}
-    sms_param_count = len(prerequisites.other_variables)
-    batches: list[task_pb2.RecipientBatch] = []
-    mobiles: list[list[str]] = []
-    unique = 0
-    seen: set[str] = set()
-    duplicates = 0
-    keys: dict[str, str] = {}  # dync_params names as sent -> parameter names (the same few names every time)
-    custom = resolve.generation_type == CUSTOM
-    short_codes: set[str] = set()
-    short_code = ""
-    for position, param in enumerate(resolve.params or []):
-        mobile = (param.cust_flag or "").strip()
-        if not mobile or len(mobile) > MAX_CUST_FLAG_CHARS:
-            raise invalid(f"resolve_task.params[{position}].cust_flag must be 1-{MAX_CUST_FLAG_CHARS} characters")
-        dync: dict[str, str] = {}
-        for name, value in (param.dync_params or {}).items():
-            key = keys.get(name)
-            if key is None:
-                key = keys[name] = param_key(name)
-            dync[key] = value if isinstance(value, str) else _text(value)
-        if dync.keys() != card_params:
-            raise ApiError.of(
-                CARD_PARAMS_MISMATCH,
-                f"{CARD_PARAMS_MISMATCH.message}: params[{position}] has {sorted(dync)}, "
-                f"the template expects {sorted(card_params)}",
-            )
-        sms_params = [_text(v) for v in param.sms_params or []]
-        if len(sms_params) != sms_param_count:
-            raise ApiError.of(
-                SMS_PARAMS_COUNT_MISMATCH,
-                f"{SMS_PARAMS_COUNT_MISMATCH.message}: params[{position}] has {len(sms_params)}, "
-                f"the SMS template needs {sms_param_count}",
-            )
-        custom_url = (param.custom_url or "").strip()
-        if custom:
-            custom_url = ""  # KooMessage: not supported with custom short codes, the value is ignored
-            short_code = (param.custom_short_code or "").strip()
-            if not CUSTOM_CODE.fullmatch(short_code):
-                raise invalid(
-                    f"resolve_task.params[{position}].custom_short_code must be 3-10 letters and digits "
-                    "(required with generation_type 2)"
-                )
-        if custom_url and (
-            len(custom_url) > MAX_CUSTOM_URL_CHARS or not custom_url.lower().startswith(("http://", "https://"))
-        ):
-            raise invalid(f"resolve_task.params[{position}].custom_url must be an http(s) URL of at most 2048 chars")
-        if mobile in seen:
-            duplicates += 1
-            continue
-        seen.add(mobile)
-        if custom:
-            if short_code in short_codes:
-                raise ApiError.of(
-                    DUPLICATE_CUSTOM_SHORT_LINK,
-                    f"{DUPLICATE_CUSTOM_SHORT_LINK.message}: params[{position}].custom_short_code {short_code} "
-                    "is given to another recipient of the task",
-                )
-            short_codes.add(short_code)
-        if unique % batch_size == 0:
-            batches.append(task_pb2.RecipientBatch(batch_no=len(batches)))
-            mobiles.append([])
-        recipient = batches[-1].recipients.add(
-            index=unique, mobile=mobile, custom_url=custom_url, sms_params=sms_params
+def check_recipients(scan: RecipientScan, prerequisites: Prerequisites, custom: bool) -> None:
+    """The first param (in order) that breaks a per-recipient check answers, as a loop over all params would:
+    ``cust_flag`` (KM.00000400), ``dync_params`` names (KM.90016802), ``sms_params`` count (KM.00001376),
+    ``custom_short_code`` or ``custom_url`` (KM.00000400), a custom code repeated (KM.90016482)."""
+    card_params = frozenset(p["key"] for p in prerequisites.aim_template.get("params", []))
+    sms_count = len(prerequisites.other_variables)
+    found: list[tuple[int, int, ApiError]] = []
+    if scan.flag_error is not None:
+        p = scan.flag_error
+        found.append((p, 0, invalid(f"resolve_task.params[{p}].cust_flag must be 1-{MAX_CUST_FLAG_CHARS} characters")))
+    keys = _first_other(scan.first_keys, scan.other_keys, card_params)
+    if keys is not None:
+        p, names = keys
+        message = f"params[{p}] has {sorted(names)}, the template expects {sorted(card_params)}"
+        found.append((p, 1, ApiError.of(CARD_PARAMS_MISMATCH, f"{CARD_PARAMS_MISMATCH.message}: {message}")))
+    counts = _first_other(scan.first_sms, scan.other_sms, sms_count)
+    if counts is not None:
+        p, count = counts
+        message = f"params[{p}] has {count}, the SMS template needs {sms_count}"
+        found.append((p, 2, ApiError.of(SMS_PARAMS_COUNT_MISMATCH, f"{SMS_PARAMS_COUNT_MISMATCH.message}: {message}")))
+    if custom and scan.code_error is not None:
+        p = scan.code_error
+        message = f"resolve_task.params[{p}].custom_short_code must be 3-10 letters and digits (required with "
+        found.append((p, 3, invalid(message + "generation_type 2)")))
+    if not custom and scan.url_error is not None:
+        p = scan.url_error
+        found.append(
+            (p, 3, invalid(f"resolve_task.params[{p}].custom_url must be an http(s) URL of at most 2048 chars"))
         )
-        if custom:
-            recipient.custom_code = short_code
-        recipient.params.update(dync)
-        mobiles[-1].append(mobile)
-        unique += 1
-    return batches, mobiles, unique, duplicates
+    if custom and scan.code_repeat is not None:
+        p, code = scan.code_repeat
+        message = f"params[{p}].custom_short_code {code} is given to another recipient of the task"
+        found.append(
+            (p, 5, ApiError.of(DUPLICATE_CUSTOM_SHORT_LINK, f"{DUPLICATE_CUSTOM_SHORT_LINK.message}: {message}"))
+        )
+    if found:
+        raise min(found, key=lambda f: (f[0], f[1]))[2]
+
+
+T = TypeVar("T")
+
+
+def _first_other(first: T | None, other: tuple[int, T] | None, expected: T) -> tuple[int, T] | None:
+    """The first position whose value is not ``expected``: 0 when the first param's is not, else where the
+    values first differ from the first param's (the only other candidate)."""
+    if first is None:
+        return None
+    if first != expected:
+        return 0, first
+    return other
 
 
 def domain_plan(task_name: str, resolve: AIMResolveTask, days: int) -> TaskPlan:
@@ -326,7 +289,7 @@ def _code_positions(resolve: AIMResolveTask) -> dict[str, int]:
 
 
 async def check_codes_free(
-    context: GatewayContext, tenant_id: str, resolve: AIMResolveTask, short_codes: list[str], task_id: str | None
+    context: GatewayContext, tenant_id: str, positions: dict[str, int], task_id: str | None
 ) -> None:
     """KM.90016482 when a link of another task holds one of ``short_codes`` (the shortlink service knows every
     link); links of ``task_id`` itself (a resumed task) do not count."""
@@ -335,6 +298,7 @@ async def check_codes_free(
         log.error("custom short codes need MAGPIE_SHORTLINK_INTERNAL_TOKEN (the shortlink internal API)")
         raise unavailable("shortlink")
     taken: list[str] = []
+    short_codes = list(positions)
     for start in range(0, len(short_codes), CODES_PER_CHECK):
         chunk = short_codes[start : start + CODES_PER_CHECK]
         try:
@@ -354,7 +318,6 @@ async def check_codes_free(
             raise unavailable("shortlink")
         taken.extend(str(code) for code in found)
     if taken:
-        positions = _code_positions(resolve)
         named = ", ".join(f"params[{positions.get(code, '?')}].custom_short_code {code}" for code in taken[:10])
         more = f" and {len(taken) - 10} more" if len(taken) > 10 else ""
         raise ApiError.of(
@@ -368,34 +331,37 @@ async def prepare(
     context: GatewayContext,
     principal: Principal,
     body: CreateAimSendTaskRequestBody,
+    recipients: RecipientSource,
     *,
     task_id: str | None = None,
+    check: Callable[[Prerequisites, bool], Awaitable[None]] | None = None,
 ) -> PreparedTask:
-    """The checked task; ``task_id`` names the task being resumed (same Idempotency-Key), if any."""
-    task_name, channel, resolve, days = check_shape(body)
+    """The checked task; ``task_id`` names the task being resumed (same Idempotency-Key), if any. ``check`` runs
+    the per-recipient checks once the templates are known (``check_recipients`` of an inline scan; the columns of
+    a recipient file)."""
+    task_name, channel, resolve, days = check_shape(body, recipients.submitted)
     prerequisites = await load_prerequisites(context, principal.tenant_id, channel, resolve.tpl_id or "")
     plan = domain_plan(task_name, resolve, days)
     await check_domain(context, principal.tenant_id, plan)
-    if len(resolve.params or []) > THREAD_THRESHOLD:
-        # Seconds of CPU for a big task: in a thread, so the event loop keeps serving meanwhile.
-        batches, mobiles, unique, duplicates = await asyncio.to_thread(build_recipients, resolve, prerequisites)
-    else:
-        batches, mobiles, unique, duplicates = build_recipients(resolve, prerequisites)
-    if resolve.generation_type == CUSTOM:
-        short_codes = [r.custom_code for batch in batches for r in batch.recipients]
-        await check_codes_free(context, principal.tenant_id, resolve, short_codes, task_id)
+    custom = resolve.generation_type == CUSTOM
+    if check is not None:
+        await check(prerequisites, custom)
+    if custom:
+        await check_codes_free(context, principal.tenant_id, recipients.custom_codes, task_id)
     return PreparedTask(
         task_name=task_name,
         channel=channel,
         resolve=resolve,
         expiration_days=days,
         prerequisites=prerequisites,
-        batches=batches,
-        mobiles=mobiles,
-        unique=unique,
-        submitted=len(resolve.params or []),
-        duplicates=duplicates,
+        recipients=recipients,
         link_domain=link_domain(context, plan),
+    )
+
+
+def build_settings(prepared: PreparedTask) -> BuildSettings:
+    return BuildSettings(
+        custom=prepared.resolve.generation_type == CUSTOM, batch_size=BATCH_SIZE, chunk_batches=CHUNK_BATCHES
     )
 
 

@@ -31,10 +31,11 @@ from magpie_gateway.config import FALLBACKS
 from magpie_gateway.context import GatewayContext, get_context, request_id
 from magpie_gateway.filing_gate import require_filing
 from magpie_gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
-from magpie_gateway.idempotency import IdempotencyStore, fingerprint
+from magpie_gateway.idempotency import IdempotencyStore
 from magpie_gateway.pagination import page
 from magpie_gateway.send_schedules import SEND_AT_HEADER
-from magpie_gateway.send_task_builder import PreparedTask, is_marketing, prepare
+from magpie_gateway.send_task_body import inline_check, openapi_body, read_send_task, spool_of
+from magpie_gateway.send_task_builder import PreparedTask, build_settings, is_marketing, prepare
 from magpie_gateway.task_models import (
     CreateAimSendTaskRequestBody,
     CreateAimSendTaskResponse,
@@ -79,13 +80,14 @@ async def _with_vms(
     """The prepared task with its checked VMS fallback (``magpie_gateway.vms_fallback``), if it has one."""
     if vms is not None:
         pre = prepared.prerequisites
+        chunks = prepared.recipients.chunks(build_settings(prepared))
         prepared.vms_fallback = await vms_fallback.prepare(
             context,
             principal.tenant_id,
             vms,
             card_params={p["key"] for p in pre.aim_template.get("params", [])},
             sms_count=len(pre.other_variables),
-            batches=prepared.batches,
+            chunks=([batch for batch, _ in chunk] async for chunk in chunks),
         )
     return prepared
 
@@ -97,9 +99,13 @@ async def _require_filings(context: GatewayContext, tenant_id: str, vms: VmsFall
         await require_filing(context, tenant_id, "VMS")
 
 
-@router.post("/v1/aim/send-tasks", response_model=CreateAimSendTaskResponse, summary="create_aim_send_task")
+@router.post(
+    "/v1/aim/send-tasks",
+    response_model=CreateAimSendTaskResponse,
+    summary="create_aim_send_task",
+    openapi_extra=openapi_body(CreateAimSendTaskRequestBody),
+)
 async def create_aim_send_task(
-    body: CreateAimSendTaskRequestBody,
     request: Request,
     principal: Principal = Depends(get_principal),
     context: GatewayContext = Depends(get_context),
@@ -126,13 +132,18 @@ async def create_aim_send_task(
     ),
 ) -> dict[str, Any]:
     started = time.monotonic()
+    spool = await spool_of(request)
+    body, recipients = await read_send_task(spool)
+    check = inline_check(recipients)
     fallback_name = fallback_of(fallback_header, context.config.default_fallback)
     vms = vms_fallback.request_of(fallback_name, vms_template_header, vms_params_header)
     requested_send_at = send_schedules.parse_send_at(send_at_header)
     tenant = principal.tenant_id
     if idempotency_key is None:
         await _require_filings(context, tenant, vms)
-        prepared = await _with_vms(context, principal, await prepare(context, principal, body), vms)
+        prepared = await _with_vms(
+            context, principal, await prepare(context, principal, body, recipients, check=check), vms
+        )
         task_id = new_id("T")
         schedule = await _schedule(context, tenant, task_id, prepared, requested_send_at)
         response = await accept(
@@ -152,7 +163,7 @@ async def create_aim_send_task(
     extras = [fallback_name, send_at_header.strip()] if send_at_header and send_at_header.strip() else [fallback_name]
     if vms is not None:
         extras += [f"vms-template:{vms.tpl_id}", f"vms-params:{vms.params_header}"]
-    request_hash = fingerprint(await request.body(), *extras)
+    request_hash = spool.fingerprint(*extras)
     found = await store.lookup(tenant, key, request_hash)
     if found is not None and found.response is not None:
         return found.response
@@ -160,7 +171,9 @@ async def create_aim_send_task(
     if task_id is None:  # a resumed task passed the filing gate on its first attempt
         await _require_filings(context, tenant, vms)
     try:
-        prepared = await _with_vms(context, principal, await prepare(context, principal, body, task_id=task_id), vms)
+        prepared = await _with_vms(
+            context, principal, await prepare(context, principal, body, recipients, task_id=task_id, check=check), vms
+        )
         if task_id is None:
             claim = await store.claim(tenant, key, request_hash, new_id("T"))
             if claim.response is not None:

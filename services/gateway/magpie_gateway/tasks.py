@@ -33,14 +33,14 @@ from magpie_gateway.auth import Principal
 from magpie_gateway.context import GatewayContext, event_meta
 from magpie_gateway.db import Collections
 from magpie_gateway.read_model import BATCH_SIZE, new_batch_documents, number_check, sum_counters
-from magpie_gateway.send_task_builder import PreparedTask, task_context
+from magpie_gateway.send_task_builder import PreparedTask, build_settings, task_context
+from magpie_gateway.send_task_recipients import Chunk
 from magpie_gateway.timefmt import iso, iso_ms, utc_now
 
 STATE_ACCEPTING = "Accepting"
 STATE_SUCCESS = "Success"
 STATE_COMPLETED = "COMPLETED"
 STATE_FAILED = "Failed"
-ECHO_PARAMS_MAX = 100  # the SDK documents at most 100 params per resolve task; larger tasks are not echoed
 
 
 def _is_duplicate_only(exc: BulkWriteError) -> bool:
@@ -93,9 +93,9 @@ def task_document(
         "tpl_name": pre.aim_template.get("tpl_name", ""),
         "sms_sign": pre.signature["signature_name"],
         "fallback": fallback,
-        "submitted": prepared.submitted,
-        "unique_recipients": prepared.unique,
-        "duplicates": prepared.duplicates,
+        "submitted": prepared.recipients.submitted,
+        "unique_recipients": prepared.recipients.unique,
+        "duplicates": prepared.recipients.duplicates,
         "batch_count": batch_count,
         "batch_size": BATCH_SIZE,
         "final_batches": [],
@@ -118,22 +118,23 @@ async def accept(
     fallback: int,
     trace_id: str,
 ) -> dict[str, Any]:
-    """Write the task and its read-model documents, produce TaskAccepted and the RecipientBatches (awaiting the
-    broker's acknowledgement of all of them), and return the SDK's ``CreateAimSendTaskResponse``.
+    """Write the task, then produce TaskAccepted and the RecipientBatches chunk by chunk as the recipients are read
+    (each chunk: its read-model documents in one ``insert_many`` per collection, then its records, awaiting the
+    broker's acknowledgement), and return the SDK's ``CreateAimSendTaskResponse`` once every record is durable.
 
     Resuming a task (same id) reuses its stored creation time, so every event is identical to the first try.
     """
     c = context.collections
     existing = await c.tasks.find_one({"_id": task_id, "tenant_id": principal.tenant_id})
     created_at: datetime = existing["created_at"] if existing else utc_now()
-    batches = prepared.batches
+    batch_count = prepared.batch_count
     task = task_document(
         principal,
         prepared,
         task_id=task_id,
         created_at=created_at,
         fallback=fallback_name,
-        batch_count=len(batches),
+        batch_count=batch_count,
         trace_id=trace_id,
     )
     if existing is None:
@@ -141,31 +142,21 @@ async def accept(
             await c.tasks.insert_one(task)
         except DuplicateKeyError:
             pass
-    read_docs = [
-        new_batch_documents(task, batch_no, batch_no * BATCH_SIZE, mobiles)
-        for batch_no, mobiles in enumerate(prepared.mobiles)
-    ]
-    await insert_all(c.recipient_batches, [doc for doc, _ in read_docs])
-    await insert_all(c.batch_counts, [counts for _, counts in read_docs])
-
     ctx = task_context(context, principal, prepared, task_id=task_id, created_at=created_at, fallback=fallback)
     tenant = principal.tenant_id
+    recipients = prepared.recipients
     accepted = task_pb2.TaskAccepted(
         meta=event_meta(stable_id("task-accepted", task_id), tenant, trace_id),
         ctx=ctx,
-        submitted=prepared.submitted,
-        unique_recipients=prepared.unique,
-        duplicates=prepared.duplicates,
-        batch_count=len(batches),
+        submitted=recipients.submitted,
+        unique_recipients=recipients.unique,
+        duplicates=recipients.duplicates,
+        batch_count=batch_count,
     )
-    events: list[tuple[Any, str, Any]] = [(TASK_ACCEPTED, task_id, accepted)]
-    for batch in batches:
-        batch.meta.CopyFrom(event_meta(stable_id("recipients", task_id, batch.batch_no), tenant, trace_id))
-        batch.ctx.CopyFrom(ctx)
-        batch.batch_count = len(batches)
-        events.append((RECIPIENTS, f"{task_id}:{batch.batch_no}", batch))
     try:
-        await context.producer.send_many(events)
+        await context.producer.send_many([(TASK_ACCEPTED, task_id, accepted)])
+        async for chunk in recipients.chunks(build_settings(prepared)):
+            await _publish_chunk(context, task, ctx, chunk, batch_count, trace_id)
     except BaseException:
         await c.tasks.update_one({"_id": task_id}, {"$set": {"state": STATE_FAILED}})
         raise
@@ -177,9 +168,31 @@ async def accept(
     return create_response(task, prepared)
 
 
+async def _publish_chunk(
+    context: GatewayContext,
+    task: dict[str, Any],
+    ctx: task_pb2.TaskContext,
+    chunk: Chunk,
+    batch_count: int,
+    trace_id: str,
+) -> None:
+    """One chunk of batches: the read-model documents first (the projector finds them), then the records."""
+    c = context.collections
+    task_id, tenant = task["_id"], task["tenant_id"]
+    read_docs = [new_batch_documents(task, b.batch_no, b.batch_no * BATCH_SIZE, mobiles) for b, mobiles in chunk]
+    await insert_all(c.recipient_batches, [doc for doc, _ in read_docs])
+    await insert_all(c.batch_counts, [counts for _, counts in read_docs])
+    events: list[tuple[Any, str, Any]] = []
+    for batch, _ in chunk:
+        batch.meta.CopyFrom(event_meta(stable_id("recipients", task_id, batch.batch_no), tenant, trace_id))
+        batch.ctx.CopyFrom(ctx)
+        batch.batch_count = batch_count
+        events.append((RECIPIENTS, f"{task_id}:{batch.batch_no}", batch))
+    await context.producer.send_many(events)
+
+
 def create_response(task: dict[str, Any], prepared: PreparedTask) -> dict[str, Any]:
-    params = prepared.resolve.params or []
-    echoed = [p.model_dump(exclude_none=True) for p in params] if len(params) <= ECHO_PARAMS_MAX else None
+    echoed = prepared.recipients.echo()
     return {
         "task_name": task["task_name"],
         "sms_channel": task["sms_channel"],

@@ -48,8 +48,8 @@ receipts (sms callback) report them with ``tpl_id`` = the VMS template. Replies 
 
 from __future__ import annotations
 
-import asyncio
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -68,7 +68,6 @@ TEMPLATE_HEADER = "X-Magpie-Fallback-Vms-Template"
 PARAMS_HEADER = "X-Magpie-Fallback-Vms-Params"
 VMS = "vms"
 MAX_TPL_ID_CHARS = 64
-THREAD_THRESHOLD = 5_000  # recipients checked in a thread beyond this (like send_task_builder)
 PARAM_NAME = re.compile(r"^#?(p_\d{1,3})#?$")
 
 
@@ -209,12 +208,10 @@ async def prepare(
     *,
     card_params: set[str],
     sms_count: int,
-    batches: list[task_pb2.RecipientBatch],
+    chunks: AsyncIterator[list[task_pb2.RecipientBatch]],
 ) -> VmsFallback:
-    """The checked VMS fallback of a task whose recipients are ``batches``."""
+    """The checked VMS fallback of a task whose recipients come in ``chunks`` (read once more for this check)."""
     fallback = await load(context, tenant_id, request, card_params=card_params, sms_count=sms_count)
-    if sum(len(b.recipients) for b in batches) > THREAD_THRESHOLD:
-        await asyncio.to_thread(check_recipients, fallback, batches)
-    else:
+    async for batches in chunks:
         check_recipients(fallback, batches)
     return fallback
