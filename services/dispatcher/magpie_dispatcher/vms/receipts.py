@@ -1,6 +1,6 @@
 """VMS customer callbacks, on the receipt machinery of ``magpie_dispatcher.receipts`` (outbox, sender, registry).
 
-Four consumer loops (groups ``vms-receipts-<topic>``) feed a separate outbox collection, ``vms_outbox`` (so a VMS
+One consumer (group ``vms-receipts``, four topics) feeds a separate outbox collection, ``vms_outbox`` (so a VMS
 backlog never slows the AIM receipts), drained by its own ``ReceiptSender``:
 
 - VMS_CALLBACKS (``CallbackConfigured``): the tenants' VMS URLs, collection ``vms_callbacks`` (``CallbackRegistry``;
@@ -31,7 +31,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from magpie.v1 import billing_pb2, dispatch_pb2, vms_pb2
 from magpie_common import topics
 from magpie_common.config import Settings
-from magpie_common.kafka import ConsumerLoop, Decoded, EventProducer
+from magpie_common.kafka import ConsumerLoop, Decoded, EventProducer, Route
 from magpie_dispatcher.receipts.config import ReceiptsConfig
 from magpie_dispatcher.receipts.destination import guarded_client
 from magpie_dispatcher.receipts.outbox import Outbox, new_item, utcnow
@@ -185,21 +185,18 @@ async def build_vms_receipts(
     sender = ReceiptSender(outbox, config, http, signer)
     handlers = VmsReceiptProducer(registry, outbox, config, sender)
 
-    def loop(topic: Any, message_type: Any, handler: Any, max_records: int = 50) -> ConsumerLoop[Any]:
-        return ConsumerLoop(
-            settings,
-            group_id=f"{GROUP_PREFIX}-{topic.name}",
-            topic=topic,
-            message_type=message_type,
-            handler=handler,
-            producer=producer,
-            max_records=max_records,
-        )
-
+    # The four topics through ONE consumer of the group (an idle consumer costs its broker a fetch every 500 ms).
     loops: list[ConsumerLoop[Any]] = [
-        loop(topics.VMS_CALLBACKS, billing_pb2.CallbackConfigured, registry.handle),
-        loop(topics.VMS_DELIVERY, dispatch_pb2.DeliveryBatch, handlers.handle_delivery),
-        loop(topics.VMS_MO, vms_pb2.VmsMoEvent, handlers.handle_mo, 500),
-        loop(topics.VMS_TEMPLATE_STATUS, vms_pb2.VmsTemplateStatus, handlers.handle_template_status),
+        ConsumerLoop(
+            settings,
+            group_id=GROUP_PREFIX,
+            producer=producer,
+            routes=[
+                Route(topics.VMS_CALLBACKS, billing_pb2.CallbackConfigured, registry.handle),
+                Route(topics.VMS_DELIVERY, dispatch_pb2.DeliveryBatch, handlers.handle_delivery),
+                Route(topics.VMS_MO, vms_pb2.VmsMoEvent, handlers.handle_mo, 500),
+                Route(topics.VMS_TEMPLATE_STATUS, vms_pb2.VmsTemplateStatus, handlers.handle_template_status),
+            ],
+        )
     ]
     return VmsReceipts(registry, outbox, http, sender, loops)

@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from magpie.v1 import vms_pb2
 from magpie_common.config import Settings
-from magpie_common.kafka import ConsumerLoop, EventProducer
+from magpie_common.kafka import ConsumerLoop, EventProducer, Route
 from magpie_common.storage import mongo_client
 from magpie_common.topics import VMS_SEND, VMS_TEMPLATES
 from magpie_dispatcher.vms.carrier import VmsCarrierClient
@@ -34,8 +34,7 @@ from magpie_dispatcher.vms.templates import TemplateStore
 log = logging.getLogger(__name__)
 
 SERVICE_DB = "dispatcher"
-SEND_GROUP = "dispatcher-vms"
-TEMPLATES_GROUP = "dispatcher-vms-templates"
+SEND_GROUP = "dispatcher-vms"  # VMS_SEND and VMS_TEMPLATES, one consumer
 
 
 class VmsRole:
@@ -64,29 +63,20 @@ class VmsRole:
         self.sender = VmsSender(config, store, templates, carrier, producer, self._stopping.is_set)
         self.poller = ReportPoller(config, store, carrier, producer)
         self.sweeper = VmsSweeper(config, store, producer)
-        self.send_loop: ConsumerLoop[vms_pb2.VmsSendBatch] = ConsumerLoop(
+        # Approved templates (compacted) and the send batches, routed by ONE consumer of the group.
+        self.loop: ConsumerLoop[Any] = ConsumerLoop(
             settings,
             group_id=SEND_GROUP,
-            topic=VMS_SEND,
-            message_type=vms_pb2.VmsSendBatch,
-            handler=self.sender.handle,
             producer=producer,
-            max_records=config.max_records,
-        )
-        self.templates_loop: ConsumerLoop[vms_pb2.VmsTemplateRecord] = ConsumerLoop(
-            settings,
-            group_id=TEMPLATES_GROUP,
-            topic=VMS_TEMPLATES,
-            message_type=vms_pb2.VmsTemplateRecord,
-            handler=templates.handle,
-            producer=producer,
-            max_records=20,
+            routes=[
+                Route(VMS_TEMPLATES, vms_pb2.VmsTemplateRecord, templates.handle, 20),
+                Route(VMS_SEND, vms_pb2.VmsSendBatch, self.sender.handle, config.max_records),
+            ],
         )
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
         return [
-            self.templates_loop.run(),
-            self.send_loop.run(),
+            self.loop.run(),
             self.poller.run(),
             self.sweeper.run(),
             *self.receipts.workers(),
@@ -94,8 +84,7 @@ class VmsRole:
 
     def stop(self) -> None:
         self._stopping.set()
-        self.send_loop.stop()
-        self.templates_loop.stop()
+        self.loop.stop()
         self.poller.stop()
         self.sweeper.stop()
         self.receipts.stop()
@@ -105,7 +94,7 @@ class VmsRole:
             await asyncio.wait_for(self.db.command("ping"), 2.0)
         except Exception:
             return False
-        return self.send_loop.ready and self.templates_loop.ready and self.poller.running and self.receipts.ready()
+        return self.loop.ready and self.poller.running and self.receipts.ready()
 
     async def close(self) -> None:
         await self.receipts.close()
