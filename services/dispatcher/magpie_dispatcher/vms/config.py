@@ -9,6 +9,7 @@
 | ``MAGPIE_VMS_MAX_RECORDS`` | 4 | VmsSendBatch records per fetch |
 | ``MAGPIE_VMS_TEMPLATE_WAIT_S`` | 60 | how long a send waits for its template's release before failing its recipients |
 | ``MAGPIE_VMS_POLL_MS`` | 200 | pause between notification polls when the last one was empty |
+| ``MAGPIE_VMS_POLL_IDLE_MAX_MS`` | 2000 | the pause doubles while polls stay empty, up to this |
 | ``MAGPIE_VMS_POLL_MAX`` | 500 | notifications per poll |
 | ``MAGPIE_VMS_LEASE_S`` | 30 | how long polled notifications stay reserved for this instance |
 | ``MAGPIE_VMS_REPORT_GRACE_S`` | 3600 | after a message's expiry, how long to wait for its report before TIMEOUT |
@@ -37,6 +38,7 @@ class VmsConfig:
     max_records: int = field(default_factory=lambda: env_int("MAGPIE_VMS_MAX_RECORDS", 4))
     template_wait_s: float = field(default_factory=lambda: env_float("MAGPIE_VMS_TEMPLATE_WAIT_S", 60.0))
     poll_interval_s: float = field(default_factory=lambda: env_int("MAGPIE_VMS_POLL_MS", 200) / 1000.0)
+    poll_idle_max_s: float = field(default_factory=lambda: env_int("MAGPIE_VMS_POLL_IDLE_MAX_MS", 2000) / 1000.0)
     poll_max: int = field(default_factory=lambda: env_int("MAGPIE_VMS_POLL_MAX", 500))
     lease_s: float = field(default_factory=lambda: env_float("MAGPIE_VMS_LEASE_S", 30.0))
     report_grace_s: float = field(default_factory=lambda: env_float("MAGPIE_VMS_REPORT_GRACE_S", 3600.0))

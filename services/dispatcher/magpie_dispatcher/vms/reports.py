@@ -88,6 +88,9 @@ class ReportPoller(_Stoppable):
     async def run(self) -> None:
         self.running = True
         failures = 0
+        # Empty polls back off (doubling up to MAGPIE_VMS_POLL_IDLE_MAX_MS): an idle channel costs a poll every few
+        # seconds, not five a second; the first notification brings the pace back to MAGPIE_VMS_POLL_MS.
+        idle_pause = self.config.poll_interval_s
         try:
             while not self._stop.is_set():
                 try:
@@ -99,7 +102,10 @@ class ReportPoller(_Stoppable):
                     await self._pause(min(5.0, 0.2 * 2**failures))
                     continue
                 if handled == 0:
-                    await self._pause(self.config.poll_interval_s)
+                    await self._pause(idle_pause)
+                    idle_pause = min(max(self.config.poll_idle_max_s, self.config.poll_interval_s), idle_pause * 2)
+                else:
+                    idle_pause = self.config.poll_interval_s
         finally:
             self.running = False
 
