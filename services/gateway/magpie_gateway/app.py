@@ -21,6 +21,7 @@ from magpie_gateway import (
     iam_api,
     internal_api,
     packages_api,
+    recipient_files_api,
     resolve_tasks_api,
     sa_menus_api,
     sa_ports_api,
@@ -46,8 +47,9 @@ from magpie_gateway.replay_scope import RequestMethodMiddleware
 
 OPS_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
-# Operations that handle Idempotency-Key themselves (resuming a half-created task with its id).
-IDEMPOTENCY_OWN_PATHS = frozenset({"/v1/aim/send-tasks"})
+# Operations that handle Idempotency-Key themselves (resuming a half-created task or upload with its id; the
+# middleware would also hold their big bodies in memory).
+IDEMPOTENCY_OWN_PATHS = frozenset({"/v1/aim/send-tasks", recipient_files_api.UPLOAD_PATH})
 # A token's answer carries the token in a header that a stored answer would not replay: never deduplicated.
 IDEMPOTENCY_EXEMPT_PATHS = IDEMPOTENCY_OWN_PATHS | {iam_api.TOKEN_PATH}
 UNSIGNED_PATHS = OPS_PATHS | DOC_PATHS | internal_api.INTERNAL_PATHS
@@ -96,6 +98,7 @@ def create_app(
         aim_templates_api,
         callbacks_api,
         send_tasks_api,
+        recipient_files_api,
         send_details_api,
         send_task_control_api,
         send_reports_api,

@@ -97,6 +97,11 @@ KM.00000513    503   packages: the billing service is unavailable (retry with th
 KM.00000514    400   enterprise filing: sending needs an approved filing of the product (AIM: smart-message send
                      tasks, resolution tasks, plain SMS sends; VMS: VMS send tasks and the VMS fallback of smart
                      sends; SA: creating service numbers); see ``filing_gate``
+KM.00000515    400   recipient file: the text is not UTF-8, UTF-8 with a BOM or GB18030 (``recipient_file_parser``)
+KM.00000516    400   recipient file: broken content (an unreadable xlsx, no mobile column, a row with more cells than
+                     the header, an unnamed or repeated column, a value too long, a broken CSV quote; the message
+                     names the row), or a send task's ``recipient_file_id`` combined with inline params or custom
+                     short codes
 =============  ====  =====================================================================================
 """
 
@@ -196,3 +201,7 @@ EXPORT_NOT_RETRYABLE = ErrorCode("KM.00000511", 400, "Only a failed export can b
 PACKAGE_OFFER_UNKNOWN = ErrorCode("KM.00000512", 400, "The package is not offered")
 BILLING_UNAVAILABLE = ErrorCode("KM.00000513", 503, "The billing service is unavailable; retry")
 FILING_REQUIRED = ErrorCode("KM.00000514", 400, "An approved enterprise filing is required")
+RECIPIENT_FILE_ENCODING = ErrorCode(
+    "KM.00000515", 400, "The recipient file is not text in UTF-8, UTF-8 with a BOM or GB18030"
+)
+RECIPIENT_FILE_MALFORMED = ErrorCode("KM.00000516", 400, "The recipient file cannot be used")

@@ -60,6 +60,8 @@ class Collections:
     exports: AsyncCollection
     files: AsyncCollection  # metadata of stored files (bytes in GridFS, see files.py)
     package_orders: AsyncCollection  # packages bought through the gateway (the quotas themselves are billing's)
+    recipient_files: AsyncCollection  # uploaded recipient files: metadata (recipient_files.py)
+    recipient_file_rows: AsyncCollection  # their de-duplicated rows, columnar, ROWS_PER_DOC per document
 
     @property
     def database(self) -> AsyncDatabase:
@@ -155,6 +157,14 @@ _INDEXES: dict[str, list[IndexModel]] = {
     ],
     "package_orders": [IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)])],
     "files": [IndexModel([("tenant_id", ASCENDING), ("kind", ASCENDING), ("created_at", DESCENDING)])],
+    "recipient_files": [
+        IndexModel([("tenant_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),  # an upload that never finished
+    ],
+    "recipient_file_rows": [
+        IndexModel([("file_id", ASCENDING), ("n", ASCENDING)]),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
+    ],
 }
 _TTL_INDEX = "created_at_ttl"
 

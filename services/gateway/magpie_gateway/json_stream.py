@@ -4,9 +4,9 @@ pieces as it is parsed (``create_aim_send_task``'s ``resolve_task.params``, up t
 One pass of ijson's C backend (yajl2_c) over the file: ``ijson.items(file, "")`` builds the document, but the maps
 it builds are ``HeadMap`` objects until the array named by ``path`` starts; that array's list is captured and its
 complete items are moved to ``on_items`` every time the parser asks the file for more bytes (every ``buf_size``
-bytes), so only one buffer's worth of its items exists at a time. Maps inside the array are plain dicts (nothing Python-level per
-key). In the returned document the array's key is absent; ``StreamedDocument.found`` says whether the array was
-there, ``count`` how many items it had.
+bytes), so only one buffer's worth of its items exists at a time. Maps inside the array are plain dicts (nothing
+Python-level per key). In the returned document the array's key is absent; ``StreamedDocument.found`` says whether
+the array was there, ``count`` how many items it had.
 
 A repeated key on the way to the array (two ``resolve_task`` or two ``params``) is refused (``RepeatedKey``): JSON
 parsers disagree on which wins, and the items of the first were already handed over.

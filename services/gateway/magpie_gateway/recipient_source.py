@@ -26,6 +26,7 @@ class RecipientSource(ABC):
     submitted: int  # recipients given (before de-duplication)
     unique: int
     duplicates: int
+    file_id: str | None = None  # the recipient file they come from, if any
 
     @property
     def custom_codes(self) -> dict[str, int]:

@@ -7,14 +7,19 @@ The route declares the body only for the OpenAPI document (``openapi_body``)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from magpie_gateway import codes, recipient_files
 from magpie_gateway.auth.body_spool import BodySpool, of_scope
+from magpie_gateway.codes import fail
+from magpie_gateway.context import GatewayContext
 from magpie_gateway.errors import EMPTY_INPUT, ApiError, validation_error_to_api_error
-from magpie_gateway.recipient_source import THREAD_BYTES, InlineRecipients
+from magpie_gateway.recipient_files import FileRecipients
+from magpie_gateway.recipient_source import THREAD_BYTES, InlineRecipients, RecipientSource
 from magpie_gateway.send_task_builder import MAX_RECIPIENTS, Prerequisites, check_recipients
 from magpie_gateway.send_task_recipients import scan
 from magpie_gateway.task_models import CreateAimSendTaskRequestBody
@@ -56,11 +61,30 @@ async def read_send_task(spool: BodySpool) -> tuple[CreateAimSendTaskRequestBody
     return body, InlineRecipients(file, spool.size, result)
 
 
-def inline_check(recipients: InlineRecipients) -> Any:
+Check = Callable[[Prerequisites, bool], Awaitable[None]]
+
+
+def inline_check(recipients: InlineRecipients) -> Check:
     async def check(prerequisites: Prerequisites, custom: bool) -> None:
         check_recipients(recipients.scan, prerequisites, custom)
 
     return check
+
+
+async def source_of(
+    context: GatewayContext, tenant_id: str, body: CreateAimSendTaskRequestBody, inline: InlineRecipients
+) -> tuple[RecipientSource, Check]:
+    """The inline params, or the recipient file named by ``resolve_task.recipient_file_id`` (404 when the tenant
+    has no such file; KM.00000516 when params are given too)."""
+    file_id = ((body.resolve_task.recipient_file_id if body.resolve_task else None) or "").strip()
+    if not file_id:
+        return inline, inline_check(inline)
+    if inline.submitted:
+        raise fail(
+            codes.RECIPIENT_FILE_MALFORMED, "give resolve_task.params or resolve_task.recipient_file_id, not both"
+        )
+    source = FileRecipients(context.collections, await recipient_files.find(context.collections, tenant_id, file_id))
+    return source, source.check()
 
 
 def _inlined(schema: dict[str, Any]) -> dict[str, Any]:

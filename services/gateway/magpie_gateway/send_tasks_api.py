@@ -34,7 +34,7 @@ from magpie_gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
 from magpie_gateway.idempotency import IdempotencyStore
 from magpie_gateway.pagination import page
 from magpie_gateway.send_schedules import SEND_AT_HEADER
-from magpie_gateway.send_task_body import inline_check, openapi_body, read_send_task, spool_of
+from magpie_gateway.send_task_body import openapi_body, read_send_task, source_of, spool_of
 from magpie_gateway.send_task_builder import PreparedTask, build_settings, is_marketing, prepare
 from magpie_gateway.task_models import (
     CreateAimSendTaskRequestBody,
@@ -133,8 +133,8 @@ async def create_aim_send_task(
 ) -> dict[str, Any]:
     started = time.monotonic()
     spool = await spool_of(request)
-    body, recipients = await read_send_task(spool)
-    check = inline_check(recipients)
+    body, inline = await read_send_task(spool)
+    recipients, check = await source_of(context, principal.tenant_id, body, inline)
     fallback_name = fallback_of(fallback_header, context.config.default_fallback)
     vms = vms_fallback.request_of(fallback_name, vms_template_header, vms_params_header)
     requested_send_at = send_schedules.parse_send_at(send_at_header)

@@ -47,6 +47,11 @@ class AIMResolveTask(_Body):
     domain: str | None = None
     expiration_time: int | None = Field(None, description="link validity in days, 1-7 (default 7)")
     params: list[CreateResolveTaskParam] | None = None
+    recipient_file_id: str | None = Field(
+        None,
+        description="Magpie extension: the recipients of an uploaded recipient file (POST /v1/magpie/recipient-files) "
+        "instead of params",
+    )
 
 
 class CreateAimSendTaskRequestBody(_Body):

@@ -88,6 +88,7 @@ def task_document(
             "generation_type": resolve.generation_type or "1",
             "domain": resolve.domain,
             "expiration_time": prepared.expiration_days,
+            **({"recipient_file_id": prepared.recipients.file_id} if prepared.recipients.file_id else {}),
         },
         "tpl_id": pre.aim_template["_id"],
         "tpl_name": pre.aim_template.get("tpl_name", ""),
