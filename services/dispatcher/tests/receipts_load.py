@@ -35,6 +35,30 @@ from typing import Any, ClassVar
 import orjson
 
 STATS_PATH = b"/__stats"
+WRITE_COMMANDS = {"insert": "documents", "update": "updates", "delete": "deletes", "findAndModify": ""}
+
+
+class WriteCounter:
+    """A pymongo command listener counting write commands and the documents / statements they carry."""
+
+    def __init__(self) -> None:
+        self.commands = 0
+        self.statements = 0
+        self.affected = 0  # documents inserted, matched by an update or deleted (the replies' "n")
+
+    def started(self, event: Any) -> None:
+        field = WRITE_COMMANDS.get(event.command_name)
+        if field is None:
+            return
+        self.commands += 1
+        self.statements += len(event.command.get(field, ())) if field else 1
+
+    def succeeded(self, event: Any) -> None:
+        if event.command_name in WRITE_COMMANDS:
+            self.affected += int(event.reply.get("n", 0))
+
+    def failed(self, event: Any) -> None:
+        pass
 
 
 class Receiver(asyncio.Protocol):
@@ -166,7 +190,7 @@ async def run(args: argparse.Namespace, port: int) -> dict[str, Any]:
 
     from magpie_dispatcher.receipts.config import ReceiptsConfig
     from magpie_dispatcher.receipts.destination import guarded_client
-    from magpie_dispatcher.receipts.outbox import DONE, Outbox
+    from magpie_dispatcher.receipts.outbox import DONE, Outbox, documents
     from magpie_dispatcher.receipts.payloads import URL_TYPE_BATCH, URL_TYPE_SINGLE
     from magpie_dispatcher.receipts.producers import ReceiptProducer
     from magpie_dispatcher.receipts.registry import CallbackRegistry
@@ -175,7 +199,13 @@ async def run(args: argparse.Namespace, port: int) -> dict[str, Any]:
     config = replace(ReceiptsConfig(), allow_loopback=True)
     if args.concurrency:
         config = replace(config, url_concurrency=args.concurrency)
-    mongo: AsyncMongoClient = AsyncMongoClient(args.mongodb_uri, tz_aware=True)
+    from pymongo import monitoring
+
+    class Listener(WriteCounter, monitoring.CommandListener):
+        pass
+
+    writes = Listener()
+    mongo: AsyncMongoClient = AsyncMongoClient(args.mongodb_uri, tz_aware=True, event_listeners=[writes])
     db = mongo[f"receipts_load_{uuid.uuid4().hex[:8]}"]
     outbox = Outbox(db["outbox"], done_retention_s=config.done_retention_s, dead_retention_s=config.dead_retention_s)
     await outbox.ensure_indexes()
@@ -191,7 +221,7 @@ async def run(args: argparse.Namespace, port: int) -> dict[str, Any]:
         if args.source == "backlog":
             started = time.perf_counter()
             for chunk in chunks:
-                await outbox.insert(chunk)
+                await outbox.insert(documents(chunk))  # one outbox document per handler batch
             result["insert_s"] = round(time.perf_counter() - started, 2)
         sender_task = asyncio.create_task(sender.run())
         while not sender.running:
@@ -222,6 +252,9 @@ async def run(args: argparse.Namespace, port: int) -> dict[str, Any]:
         while await outbox.count(DONE) < args.count and time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
         result["done_s"] = round(time.perf_counter() - started, 2)
+        result["write_commands_per_receipt"] = round(writes.commands / args.count, 4)
+        result["write_statements_per_receipt"] = round(writes.statements / args.count, 4)
+        result["written_docs_per_receipt"] = round(writes.affected / args.count, 4)
         sender.stop()
         await sender_task
     finally:

@@ -62,6 +62,7 @@ class Customer:
     fail_first: dict[str, int] = field(default_factory=dict)
     status: dict[str, int] = field(default_factory=dict)
     hang: set[str] = field(default_factory=set)
+    fail_msg_first: dict[str, int] = field(default_factory=dict)  # msg_id -> fail the first N POSTs carrying it
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def url(self, path: str) -> str:
@@ -82,6 +83,11 @@ class Customer:
         if self.fail_first.get(path, 0) > 0:
             self.fail_first[path] -= 1
             return PlainTextResponse("try later", status_code=500)
+        body = self.hits[-1].receipts if self.fail_msg_first else []
+        for receipt in body if isinstance(body, list) else [body]:
+            if self.fail_msg_first.get(receipt.get("msg_id", ""), 0) > 0:
+                self.fail_msg_first[receipt["msg_id"]] -= 1
+                return PlainTextResponse("try later", status_code=500)
         return PlainTextResponse("ignored by the platform", status_code=self.status.get(path, 200))
 
     async def wait(self, path: str, count: int, timeout_s: float = 30.0) -> list[Hit]:
@@ -282,8 +288,9 @@ def link_event(
 
 
 async def outbox_items(receipts: Running, tenant: str) -> list[dict[str, Any]]:
-    cursor = receipts.components.outbox.collection.find({"tenant_id": tenant}).sort("created_at", 1)
-    return await cursor.to_list(None)
+    """The tenant's receipts in the outbox, one row each (``Outbox.receipts_of``: the outbox stores documents of
+    receipts)."""
+    return await receipts.components.outbox.receipts_of(tenant)
 
 
 async def wait_states(receipts: Running, tenant: str, state: str, count: int, timeout_s: float = 30) -> None:
@@ -588,18 +595,23 @@ async def test_restart_resumes_pending_items(start: Start, producer: EventProduc
     # 2. Never POSTed before the restart (this instance ran without its sender).
     second = await start(sender=False)
     await register(producer, second, "tenant-n", customer.url("/later"))
-    await producer.send(DELIVERY, "task-1:0", delivered("tenant-n", 2))
     deadline = time.monotonic() + 30
-    while len(await outbox_items(second, "tenant-n")) < 2:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+    for index in range(2):  # one record at a time: two outbox documents
+        event = delivery_event("tenant-n", index, dispatch_pb2.DELIVERY_STATUS_DELIVERED, "DELIVRD")
+        await producer.send(DELIVERY, "task-1:0", delivery_batch([event]))
+        while len(await outbox_items(second, "tenant-n")) < index + 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
     pending_s = await outbox_items(second, "tenant-s")
     assert [(i["state"], i["attempts"]) for i in pending_s] == [("pending", 1)] * 3
     # 3. One of them claimed by an instance that then crashed: taken over once its 4 s lease expires.
     crashed = (await outbox_items(second, "tenant-n"))[0]
     claimed_at = time.monotonic()
-    got = await second.components.outbox.claim([crashed], utcnow(), 4.0, "crashed-instance:0")
-    assert [d["_id"] for d in got] == [crashed["_id"]]
+    outbox = second.components.outbox
+    document = await outbox.collection.find_one({"_id": crashed["doc_id"]})
+    assert document is not None and len(document["receipts"]) == 1
+    got = await outbox.claim([document], utcnow(), 4.0, "crashed-instance:0")
+    assert [d["_id"] for d in got] == [crashed["doc_id"]]
     await second.shutdown()
     assert customer.on("/later") == []
 

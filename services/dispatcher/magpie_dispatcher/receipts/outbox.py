@@ -1,39 +1,60 @@
 """The receipt outbox: every receipt is stored before its Kafka offset is committed, then drained by the sender.
 
-Collection ``outbox`` of the dispatcher database, one document per (receipt, callback URL)::
+The outbox is written per BATCH, not per receipt (on SecantusDB every document written costs 0.5-3 ms). Collection
+``outbox`` of the dispatcher database holds one document per (handler batch x callback URL)::
 
-    _id             stable id of the receipt: stable_id("receipt", callback_type, source event id, url_type),
-                    so a redelivered record or a duplicate event inserts nothing (insert-if-absent)
-    tenant_id, callback_type ("sms" | "shortchain" | "template_status"), url, url_type (0 single | 1 template
-    status | 2 batch), aim_url,
-    source_event_id, receipt (the receipt object)
+    _id             stable_id("outbox", url, ids of the receipts the batch offered for the URL)
+    tenant_id, callback_type ("sms" | "shortchain" | "template_status" | VMS types), url, url_type (0 single |
+    1 template status | 2 batch)
+    receipts        [{"id": stable receipt id, "source_event_id", "aim_url", "receipt": the receipt object}, ...]
+    delivered       ids of the receipts the customer acknowledged (2xx) while the document is not done yet
+    size, count     receipts in the document / not yet delivered (what ``count`` sums: pending, dead)
     state           "pending" -> "done" | "dead"
-    attempts        failed attempts so far (= the envelope's "retry" of the next POST)
-    next_at         when the receipt is next due: now (single mode) or the end of its batch window when queued,
+    attempts        failed attempts of its undelivered receipts (= the envelope's "retry" of their next POST)
+    next_at         when the document is next due: now (single mode) or the end of its batch window when queued,
                     its retry time after a failure, and the END OF ITS LEASE while a sender instance holds it
-    lease_token     the holder of the lease ("" when free); a claim only takes items with ``next_at <= now``,
-                    so a leased item is never taken by another instance before its lease ends
+    lease_token     the holder of the lease ("" when free); a claim only takes documents with ``next_at <= now``,
+                    so a leased document is never taken by another instance before its lease ends
     last_error, created_at, updated_at, done_at | dead_at
-    expire_at       TTL (sparse): done items are kept MAGPIE_RECEIPT_DONE_RETENTION_S (deduplication of late
-                    redeliveries), dead ones MAGPIE_RECEIPT_DEAD_RETENTION_S; pending items never expire
+    expire_at       TTL (sparse): done documents are kept MAGPIE_RECEIPT_DONE_RETENTION_S, dead ones
+                    MAGPIE_RECEIPT_DEAD_RETENTION_S; pending documents never expire
 
-Indexes: ``(state, next_at)`` (the sender's main sweep, the depth gauge, dead items), ``(state, url, next_at)``
-(a URL's backlog) and the TTL index; everything else goes by ``_id``. Writes are batched for SecantusDB (fast
-insert_many, slow single updates): one unordered insert_many per Kafka partition batch (duplicate keys ignored);
-claims and outcomes one bulk write of ``update_many`` by ``_id $in`` per round / flush, in chunks of ``IN_CHUNK``
-ids (SecantusDB matches ``$in`` by scanning the list for every candidate document: quadratic in its length).
+A receipt's stable id is ``stable_id("receipt", callback_type, source event id, url_type)``. Deduplication is by
+receipt, in the insert-only collection ``outbox_ids`` (``{_id: receipt id, doc: outbox document id, expire_at}``,
+TTL MAGPIE_RECEIPT_DONE_RETENTION_S): ``insert`` first writes the ids of a batch's receipts with one unordered
+insert_many (duplicate keys ignored), then the documents with the receipts whose id was new. A replay of the same
+Kafka records, even regrouped differently into handler batches, therefore creates no second entry. A receipt whose
+id exists but whose document does not (the process died between the two inserts) is adopted by the new document
+(its id record is re-pointed), so nothing is lost; were the first writer merely slow rather than dead, both
+documents are written and the receipt is POSTed twice (at-least-once, same request id in single mode).
+
+Partial failures: the sender POSTs a claimed document's undelivered receipts (single mode: one POST each; batch
+mode: arrays of up to MAGPIE_RECEIPT_MAX_BATCH, possibly joined with other documents' receipts) and records the
+document's outcome ONCE all of them are answered: all acknowledged -> ``done`` (one ``update_many`` by ``_id $in``
+for all such documents of a flush); otherwise one ``$set`` of the document: the acknowledged ids are added to
+``delivered`` and the others retried together (``attempts`` + 1, ``next_at`` = retry time) or ``dead``. A retry
+POSTs only the receipts not in ``delivered``. Non-done outcomes are conditional on the writer's lease token.
+
+Writes per handler batch and URL: one insert_many of small id records, one document insert, and (once delivered)
+one ``done`` update; a document taken by the sweep (not handed over in memory) also costs one claim update.
+Indexes: ``(state, next_at)`` (the sender's main sweep, the depth gauge, dead documents), ``(state, url, next_at)``
+(a URL's backlog), ``tenant_id`` and the TTL index. Bulk updates by ``_id $in`` go in chunks of ``IN_CHUNK`` ids
+(SecantusDB matches ``$in`` by scanning the list for every candidate document: quadratic in its length).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, UpdateMany
+from pymongo import ASCENDING, IndexModel, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
+
+from magpie_common.ids import stable_id
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +63,7 @@ DONE = "done"
 DEAD = "dead"
 DUPLICATE_KEY = 11000
 IN_CHUNK = 100
+GroupKey = tuple[str, str, str, int]  # tenant, callback_type, url, url_type
 
 
 def chunks(ids: Sequence[str]) -> list[list[str]]:
@@ -65,6 +87,7 @@ def new_item(
     now: datetime,
     due_at: datetime,
 ) -> dict[str, Any]:
+    """One receipt for one URL, as the producers make it; ``documents`` groups them into outbox documents."""
     return {
         "_id": item_id,
         "tenant_id": tenant_id,
@@ -74,19 +97,91 @@ def new_item(
         "aim_url": aim_url,
         "source_event_id": source_event_id,
         "receipt": receipt,
+        "created_at": now,
+        "next_at": due_at,
+    }
+
+
+def documents(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Outbox documents of a batch's items (``new_item``): one per (tenant, callback type, URL, url_type), repeats
+    of a receipt id dropped; due at the earliest of their items."""
+    groups: dict[GroupKey, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for item in items:
+        key = (item["tenant_id"], item["callback_type"], item["url"], item["url_type"])
+        groups[key].setdefault(item["_id"], item)
+    return [new_document(list(members.values())) for members in groups.values()]
+
+
+def new_document(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    first = items[0]
+    created = min(i["created_at"] for i in items)
+    return {
+        "_id": stable_id("outbox", first["url"], *(i["_id"] for i in items)),
+        "tenant_id": first["tenant_id"],
+        "callback_type": first["callback_type"],
+        "url": first["url"],
+        "url_type": first["url_type"],
+        "receipts": [
+            {"id": i["_id"], "source_event_id": i["source_event_id"], "aim_url": i["aim_url"], "receipt": i["receipt"]}
+            for i in items
+        ],
+        "delivered": [],
+        "size": len(items),
+        "count": len(items),
         "state": PENDING,
         "attempts": 0,
-        "next_at": due_at,
+        "next_at": min(i["next_at"] for i in items),
         "lease_token": "",
         "last_error": "",
-        "created_at": now,
-        "updated_at": now,
+        "created_at": created,
+        "updated_at": created,
     }
+
+
+def open_receipts(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The receipts of a document not yet acknowledged."""
+    delivered = set(doc.get("delivered", ()))
+    return [r for r in doc["receipts"] if r["id"] not in delivered]
+
+
+def receipt_views(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A document as one row per receipt (its own state: ``done`` once acknowledged), for queries and tests."""
+    delivered = set(doc.get("delivered", ()))
+    rows = []
+    for entry in doc["receipts"]:
+        state = DONE if entry["id"] in delivered else doc["state"]
+        rows.append(
+            {
+                "_id": entry["id"],
+                "doc_id": doc["_id"],
+                "tenant_id": doc["tenant_id"],
+                "callback_type": doc["callback_type"],
+                "url": doc["url"],
+                "url_type": doc["url_type"],
+                "aim_url": entry.get("aim_url", ""),
+                "source_event_id": entry.get("source_event_id", ""),
+                "receipt": entry["receipt"],
+                "state": state,
+                "attempts": doc["attempts"],
+                "last_error": doc["last_error"],
+                "next_at": doc["next_at"],
+                "created_at": doc["created_at"],
+            }
+        )
+    return rows
+
+
+def _duplicates(exc: BulkWriteError) -> set[int]:
+    errors = exc.details.get("writeErrors", [])
+    if any(e.get("code") != DUPLICATE_KEY for e in errors):
+        raise exc
+    return {e["index"] for e in errors}
 
 
 class Outbox:
     def __init__(self, collection: AsyncCollection, *, done_retention_s: int, dead_retention_s: int) -> None:
         self.collection = collection
+        self.ids: AsyncCollection = collection.database[f"{collection.name}_ids"]
         self.done_retention = timedelta(seconds=done_retention_s)
         self.dead_retention = timedelta(seconds=dead_retention_s)
 
@@ -95,26 +190,66 @@ class Outbox:
             [
                 IndexModel([("state", ASCENDING), ("next_at", ASCENDING)], name="due"),
                 IndexModel([("state", ASCENDING), ("url", ASCENDING), ("next_at", ASCENDING)], name="url_due"),
+                IndexModel([("tenant_id", ASCENDING)], name="tenant"),
                 IndexModel([("expire_at", ASCENDING)], name="ttl", expireAfterSeconds=0, sparse=True),
             ]
         )
+        await self.ids.create_indexes([IndexModel([("expire_at", ASCENDING)], name="ttl", expireAfterSeconds=0)])
 
-    async def insert(self, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Insert-if-absent; returns the items that were new (the others already exist: duplicates)."""
-        if not items:
+    async def insert(self, docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write new documents (``documents``), each cut down to its receipts not yet in the outbox; returns the
+        documents written (as written). A document left without a receipt is not written."""
+        if not docs:
+            return []
+        now = utcnow()
+        records = [
+            {"_id": r["id"], "doc": d["_id"], "expire_at": now + self.done_retention}
+            for d in docs
+            for r in d["receipts"]
+        ]
+        try:
+            await self.ids.insert_many(records, ordered=False)
+            fresh = [dict(d) for d in docs]
+        except BulkWriteError as exc:
+            duplicates = {records[i]["_id"] for i in _duplicates(exc)}
+            fresh = await self._without(docs, await self._orphans(docs, duplicates), duplicates)
+        fresh = [d for d in fresh if d["receipts"]]
+        if not fresh:
             return []
         try:
-            await self.collection.insert_many(list(items), ordered=False)
-            return list(items)
+            await self.collection.insert_many(fresh, ordered=False)
+            return fresh
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            duplicates = {e["index"] for e in errors}
-            return [item for i, item in enumerate(items) if i not in duplicates]
+            existing = _duplicates(exc)  # written meanwhile by another instance replaying the same records
+            return [d for i, d in enumerate(fresh) if i not in existing]
+
+    async def _orphans(self, docs: Sequence[dict[str, Any]], duplicates: set[str]) -> set[str]:
+        """Of the receipt ids already recorded, those whose outbox document was never written: adopted by the
+        documents now being written (their id records re-pointed)."""
+        recorded = {r["_id"]: r["doc"] async for r in self.ids.find({"_id": {"$in": list(duplicates)}})}
+        doc_ids = list(set(recorded.values()))
+        written = {d["_id"] async for d in self.collection.find({"_id": {"$in": doc_ids}}, {"_id": 1})}
+        orphans = {rid for rid, doc_id in recorded.items() if doc_id not in written}
+        ops = []
+        for doc in docs:
+            adopted = [r["id"] for r in doc["receipts"] if r["id"] in orphans and recorded[r["id"]] != doc["_id"]]
+            if adopted:
+                ops.append(UpdateMany({"_id": {"$in": adopted}}, {"$set": {"doc": doc["_id"]}}))
+        if ops:
+            await self.ids.bulk_write(ops, ordered=False)
+            log.warning("receipts of an unwritten outbox document adopted", extra={"count": len(orphans)})
+        return orphans
+
+    @staticmethod
+    async def _without(docs: Sequence[dict[str, Any]], orphans: set[str], duplicates: set[str]) -> list[dict[str, Any]]:
+        result = []
+        for doc in docs:
+            kept = [r for r in doc["receipts"] if r["id"] not in duplicates or r["id"] in orphans]
+            result.append({**doc, "receipts": kept, "size": len(kept), "count": len(kept)})
+        return result
 
     async def due_between(self, lo: datetime, hi: datetime, *, limit: int) -> list[dict[str, Any]]:
-        """Pending items with ``lo <= next_at < hi`` (one bounded slice of the due index), oldest first."""
+        """Pending documents with ``lo <= next_at < hi`` (one bounded slice of the due index), oldest first."""
         query = {"state": PENDING, "next_at": {"$gte": lo, "$lt": hi}}
         return await self.collection.find(query).sort("next_at", ASCENDING).limit(limit).to_list(None)
 
@@ -126,7 +261,7 @@ class Outbox:
     async def claim(
         self, docs: Sequence[dict[str, Any]], now: datetime, lease_s: float, token: str
     ) -> list[dict[str, Any]]:
-        """Lease the still-due items among ``docs`` to ``token`` (one bulk write); returns those it got."""
+        """Lease the still-due documents among ``docs`` to ``token`` (one bulk write); returns those it got."""
         if not docs:
             return []
         ids = [d["_id"] for d in docs]
@@ -144,70 +279,94 @@ class Outbox:
             for part in chunks(ids):
                 query = {"_id": {"$in": part}, "lease_token": token, "state": PENDING}
                 mine.update([d["_id"] async for d in self.collection.find(query, {"_id": 1})])
-        claimed = []
-        for doc in docs:
-            if doc["_id"] in mine:
-                claimed.append({**doc, "next_at": lease_end, "lease_token": token})
-        return claimed
-
-    async def release(self, ids: Sequence[str], token: str, now: datetime) -> None:
-        """Give back leased items that were not POSTed (graceful stop): due again at once."""
-        ops = [
-            UpdateMany(
-                {"_id": {"$in": part}, "lease_token": token, "state": PENDING},
-                {"$set": {"next_at": now, "lease_token": ""}},
-            )
-            for part in chunks(ids)
-        ]
-        if ops:
-            await self.collection.bulk_write(ops, ordered=False)
+        return [{**doc, "next_at": lease_end, "lease_token": token} for doc in docs if doc["_id"] in mine]
 
     async def apply(
-        self,
-        now: datetime,
-        *,
-        done: Sequence[str],
-        retry: dict[tuple[int, float, str], list[str]],
-        dead: dict[tuple[int, str], list[str]],
+        self, now: datetime, *, done: Sequence[str], updates: Sequence[tuple[str, str, dict[str, Any]]]
     ) -> None:
-        """Record outcomes in one bulk write: done ids, retries by (attempts, delay, error), dead ones."""
-        ops: list[UpdateMany] = []
+        """Record outcomes in one bulk write: ``done`` document ids (one update_many per chunk) and per-document
+        ``updates`` (id, lease token, ``$set``: retry, dead, release), conditional on the lease."""
+        ops: list[UpdateMany | UpdateOne] = []
         if done:
-            done_set = {"state": DONE, "done_at": now, "lease_token": "", "expire_at": now + self.done_retention}
+            done_set = {
+                "state": DONE,
+                "done_at": now,
+                "updated_at": now,
+                "lease_token": "",
+                "expire_at": now + self.done_retention,
+            }
             ops.extend(
                 UpdateMany({"_id": {"$in": part}, "state": PENDING}, {"$set": done_set}) for part in chunks(done)
             )
-        for (attempts, delay_s, error), ids in retry.items():
-            retry_set = {
-                "attempts": attempts,
-                "next_at": now + timedelta(seconds=delay_s),
-                "lease_token": "",
-                "last_error": error,
-                "updated_at": now,
-            }
-            ops.extend(
-                UpdateMany({"_id": {"$in": part}, "state": PENDING}, {"$set": retry_set}) for part in chunks(ids)
-            )
-        for (attempts, error), ids in dead.items():
-            dead_set = {
-                "state": DEAD,
-                "attempts": attempts,
-                "dead_at": now,
-                "lease_token": "",
-                "last_error": error,
-                "updated_at": now,
-                "expire_at": now + self.dead_retention,
-            }
-            ops.extend(UpdateMany({"_id": {"$in": part}, "state": PENDING}, {"$set": dead_set}) for part in chunks(ids))
+        for doc_id, token, fields in updates:
+            ops.append(UpdateOne({"_id": doc_id, "state": PENDING, "lease_token": token}, {"$set": fields}))
         if ops:
             await self.collection.bulk_write(ops, ordered=False)
 
+    def retry_fields(
+        self, now: datetime, *, delivered: list[str], remaining: int, attempts: int, delay_s: float, error: str
+    ) -> dict[str, Any]:
+        return {
+            "delivered": delivered,
+            "count": remaining,
+            "attempts": attempts,
+            "next_at": now + timedelta(seconds=delay_s),
+            "lease_token": "",
+            "last_error": error,
+            "updated_at": now,
+        }
+
+    def dead_fields(
+        self, now: datetime, *, delivered: list[str], remaining: int, attempts: int, error: str
+    ) -> dict[str, Any]:
+        return {
+            "state": DEAD,
+            "delivered": delivered,
+            "count": remaining,
+            "attempts": attempts,
+            "dead_at": now,
+            "lease_token": "",
+            "last_error": error,
+            "updated_at": now,
+            "expire_at": now + self.dead_retention,
+        }
+
+    @staticmethod
+    def release_fields(now: datetime, *, delivered: list[str], remaining: int) -> dict[str, Any]:
+        """Leased but not (entirely) POSTed (graceful stop, lease too short): due again at once."""
+        return {"delivered": delivered, "count": remaining, "next_at": now, "lease_token": "", "updated_at": now}
+
     async def count(self, state: str, *, limit: int = 0) -> int:
-        return await self.collection.count_documents({"state": state}, **({"limit": limit} if limit else {}))
+        """Receipts in a state, summed over at most ``limit`` documents: pending and dead count their receipts not
+        delivered, done all receipts acknowledged (those of done documents and those inside the others)."""
+        field = "size" if state == DONE else "count"
+        cursor = self.collection.find({"state": state}, {field: 1, "_id": 0})
+        if limit:
+            cursor = cursor.limit(limit)
+        total = sum([int(doc.get(field, 0)) async for doc in cursor])
+        if state == DONE:
+            total += await self._delivered_in_open()
+        return total
+
+    async def _delivered_in_open(self) -> int:
+        """Receipts acknowledged inside documents that are not done (partially delivered ones)."""
+        query = {"state": {"$in": [PENDING, DEAD]}, "delivered.0": {"$exists": True}}
+        return sum([len(d["delivered"]) async for d in self.collection.find(query, {"delivered": 1})])
 
     async def find_items(self, *, state: str, tenant_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Items in a state (latest first), e.g. a tenant's dead receipts with their last error."""
+        """Receipts in a state (latest first, one row per receipt: ``receipt_views``), e.g. a tenant's dead
+        receipts with their last error."""
         query: dict[str, Any] = {"state": state}
         if tenant_id is not None:
             query["tenant_id"] = tenant_id
-        return await self.collection.find(query).sort("next_at", -1).limit(limit).to_list(None)
+        rows: list[dict[str, Any]] = []
+        async for doc in self.collection.find(query).sort("next_at", -1):
+            rows.extend(r for r in receipt_views(doc) if r["state"] == state)
+            if len(rows) >= limit:
+                break
+        return rows[:limit]
+
+    async def receipts_of(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Every receipt of a tenant in the outbox (``receipt_views``), oldest document first."""
+        cursor = self.collection.find({"tenant_id": tenant_id}).sort("created_at", ASCENDING)
+        return [row async for doc in cursor for row in receipt_views(doc)]

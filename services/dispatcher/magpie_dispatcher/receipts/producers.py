@@ -7,10 +7,11 @@
   as KooMessage sends a shortchain receipt per successful (charged) resolution. Source event id =
   ``meta.event_id``.
 
-A tenant without a receipt URL (url_type 0 or 2, routed by ``aim_url``) gets nothing. Items are written with one
-unordered insert_many before the handler returns (so before the offsets are committed); their ids are stable, so
-a redelivered record or a duplicate event inserts nothing and is never POSTed twice. Receipts the local sender
-has room for are inserted already leased to it and handed over in memory (``ReceiptSender.admit`` / ``take``).
+A tenant without a receipt URL (url_type 0 or 2, routed by ``aim_url``) gets nothing. A handler batch's receipts
+are written before the handler returns (so before the offsets are committed) as one outbox document per callback
+URL (``outbox.documents``); receipt ids are stable and deduplicated by ``Outbox.insert``, so a redelivered record or
+a duplicate event inserts nothing and is never POSTed twice. Documents the local sender has room for are inserted
+already leased to it and handed over in memory (``ReceiptSender.admit`` / ``take``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from magpie_common.ids import stable_id
 from magpie_common.kafka import Decoded
 from magpie_dispatcher.receipts import metrics
 from magpie_dispatcher.receipts.config import ReceiptsConfig
-from magpie_dispatcher.receipts.outbox import Outbox, new_item, utcnow
+from magpie_dispatcher.receipts.outbox import Outbox, documents, new_item, utcnow
 from magpie_dispatcher.receipts.payloads import (
     FINAL_STATUSES,
     SHORTCHAIN,
@@ -112,23 +113,30 @@ class ReceiptProducer:
         await self.store(items)
 
     async def store(self, items: list[dict[str, Any]]) -> None:
-        """Write outbox items (``new_item``) durably and hand those the local sender has room for over to it;
-        items already in the outbox (same id) are not written again."""
-        if not items:
-            return
-        items = _unique(items)
-        admitted = self.sender.admit(items)
-        try:
-            inserted = await self.outbox.insert(items)
-        except BaseException:
-            self.sender.cancel(items, admitted)
-            raise
-        self.sender.take(items, admitted, {i["_id"] for i in inserted})
-        counts: dict[str, int] = {}
-        for item in inserted:
-            counts[item["callback_type"]] = counts.get(item["callback_type"], 0) + 1
-        for callback_type, count in counts.items():
-            metrics.QUEUED.labels(callback_type).inc(count)
+        """Write receipts (``new_item``) durably, one outbox document per URL, and hand those the local sender has
+        room for over to it; receipts already in the outbox (same id) are not written again."""
+        await store(self.outbox, self.sender, items)
+
+
+async def store(outbox: Outbox, sender: ReceiptSender, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Group ``items`` into outbox documents, insert them (deduplicated by receipt id) and hand the documents the
+    sender admitted over to it; returns the documents written."""
+    if not items:
+        return []
+    docs = documents(items)
+    admitted = sender.admit(docs)
+    try:
+        written = await outbox.insert(docs)
+    except BaseException:
+        sender.cancel(docs, admitted)
+        raise
+    sender.take(docs, admitted, written)
+    counts: dict[str, int] = {}
+    for doc in written:
+        counts[doc["callback_type"]] = counts.get(doc["callback_type"], 0) + len(doc["receipts"])
+    for callback_type, count in counts.items():
+        metrics.QUEUED.labels(callback_type).inc(count)
+    return written
 
 
 def batch_window_end(now: datetime, url: str, window_ms: int) -> datetime:
@@ -140,14 +148,3 @@ def batch_window_end(now: datetime, url: str, window_ms: int) -> datetime:
     now_ms = int(now.timestamp() * 1000)
     end_ms = ((now_ms - phase) // window_ms + 1) * window_ms + phase
     return datetime.fromtimestamp(end_ms / 1000, UTC)
-
-
-def _unique(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drop repeats of an id within one batch (a duplicate event in the same poll)."""
-    seen: set[str] = set()
-    result = []
-    for item in items:
-        if item["_id"] not in seen:
-            seen.add(item["_id"])
-            result.append(item)
-    return result

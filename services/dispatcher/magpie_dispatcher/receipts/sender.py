@@ -2,27 +2,32 @@
 
 Two ways in, one way out:
 
-- Hot path: the Kafka handler offers its new receipts to the sender (``admit``) before inserting them; those the
-  sender has room for are inserted already leased to this instance (``next_at`` = end of the lease) and handed
-  over in memory (``take``) once the insert is durable: single-mode receipts are POSTed at once, batch-mode ones
-  when their batch window (``MAGPIE_RECEIPT_BATCH_WINDOW_MS``, tumbling, per-URL phase) closes. A receipt costs
-  one insert and one (bulk) ``done`` update.
+- Hot path: the Kafka handler offers its new outbox documents (one per handler batch x URL, see ``outbox``) to
+  the sender (``admit``) before inserting them; those the sender has room for are inserted already leased to
+  this instance (``next_at`` = end of the lease) and handed over in memory (``take``) once the insert is durable:
+  single-mode receipts are POSTed at once, batch-mode ones when their batch window
+  (``MAGPIE_RECEIPT_BATCH_WINDOW_MS``, tumbling, per-URL phase) closes. A document costs one insert (plus its
+  receipts' id records) and one (bulk) ``done`` update once every receipt in it was acknowledged.
 - Sweep: everything else (retries, receipts of URLs that were at their quota, receipts of another instance that
   stopped or crashed, receipts queued while no sender ran) is found by ``SweepCursor`` in bounded slices of the
   ``(state, next_at)`` index and leased with one bulk ``update_many`` (``next_at`` = lease end, so two instances
   never POST a receipt concurrently and a crashed instance's receipts come due again when its lease ends).
 
 Units: one POST per single-mode receipt; batch mode (url_type 2) one POST per (tenant, URL, callback_type,
-attempts) of at most ``MAGPIE_RECEIPT_MAX_BATCH`` receipts; a hot batch goes as soon as it is full. Units wait
-in their URL's FIFO lane and run at the URL's adaptive limit (``limiter``: grows while its latency stays near its
-minimum, halves on 5xx / 429 / timeouts / connection errors), the lanes sharing ``MAGPIE_RECEIPT_MAX_IN_FLIGHT``
-running POSTs round-robin, with a bounded quota of units per URL (``endpoints``), so a slow or dead endpoint only
-ever holds its own receipts, never another tenant's nor the Kafka partitions (the handlers only insert).
+attempts) of at most ``MAGPIE_RECEIPT_MAX_BATCH`` receipts, possibly of several documents; a hot batch goes as
+soon as it is full. Quotas count POST units; a document is taken whole, so a URL holds at most one document more.
+Units wait in their URL's FIFO lane and run at the URL's adaptive limit (``limiter``: grows while its latency
+stays near its minimum, halves on 5xx / 429 / timeouts / connection errors), the lanes sharing
+``MAGPIE_RECEIPT_MAX_IN_FLIGHT`` running POSTs round-robin, with a bounded quota of units per URL
+(``endpoints``), so a slow or dead endpoint only ever holds its own receipts, never another tenant's nor the Kafka
+partitions (the handlers only insert).
 
-Outcomes are buffered and written in bulk every 100 ms: 2xx -> ``done``; a failure (non-2xx, timeout, connection
-error, or not attempted while the URL's circuit breaker is open) -> retried after 1 s, 2 s, 4 s ... (capped at
-``MAGPIE_RECEIPT_RETRY_MAX_MS``) with ``retry`` one higher, and ``dead`` (with the last error) after
-``MAGPIE_RECEIPT_MAX_ATTEMPTS`` attempts; a refused destination (SSRF check, scheme) is dead at once.
+A claimed document is held in memory (``Held``) until every one of its receipts is answered, then its outcome is
+buffered and written in bulk every 100 ms: all 2xx -> ``done``; otherwise the acknowledged receipts join the
+document's ``delivered`` list and the others (non-2xx, timeout, connection error, or not attempted while the URL's
+circuit breaker is open) are retried together after 1 s, 2 s, 4 s ... (capped at ``MAGPIE_RECEIPT_RETRY_MAX_MS``)
+with ``retry`` one higher, and ``dead`` (with the last error) after ``MAGPIE_RECEIPT_MAX_ATTEMPTS`` attempts; a
+refused destination (SSRF check, scheme) is dead at once.
 
 Delivery is at-least-once: a receipt is POSTed again only if the process dies between the customer's 2xx and the
 buffered ``done`` write (a unit whose lease could end before its POST deadline is released, not POSTed). The
@@ -49,7 +54,7 @@ from magpie_dispatcher.receipts import metrics
 from magpie_dispatcher.receipts.config import ReceiptsConfig
 from magpie_dispatcher.receipts.destination import DestinationRefused, check_scheme
 from magpie_dispatcher.receipts.endpoints import Endpoint, Endpoints
-from magpie_dispatcher.receipts.outbox import PENDING, Outbox, utcnow
+from magpie_dispatcher.receipts.outbox import PENDING, Outbox, open_receipts, utcnow
 from magpie_dispatcher.receipts.payloads import URL_TYPE_BATCH, envelope, request_id_of
 from magpie_dispatcher.receipts.signing import ReceiptSigner
 from magpie_dispatcher.receipts.sweep import MIN_SLICE, MainSweep, SliceCursor
@@ -58,15 +63,32 @@ log = logging.getLogger(__name__)
 
 SWEEP_LIMIT = 500
 BACKLOG_LIMIT = 2000
-CLAIM_LIMIT = 2000  # receipts claimed in one bulk write (SecantusDB: ~1-3 ms each)
+CLAIM_LIMIT = 2000  # outbox documents claimed in one bulk write (SecantusDB: ~1-3 ms each)
 FLUSH_INTERVAL_S = 0.1
-FLUSH_AT_ITEMS = 2000
+FLUSH_AT_ITEMS = 200
 GAUGE_INTERVAL_S = 60.0
 DEPTH_COUNT_CAP = 100_000
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_ERROR_CHARS = 500
 
-GroupKey = tuple[str, str, str, int]  # tenant, url, callback_type, attempts
+BatchKey = tuple[str, str, str, int]  # tenant, url, callback_type, attempts
+
+
+@dataclass
+class Held:
+    """A claimed outbox document in memory until every one of its receipts is answered (acknowledged, failed,
+    refused or handed back): then its outcome is written once."""
+
+    doc: dict[str, Any]
+    token: str
+    waiting: int
+    acked: list[str] = field(default_factory=list)
+    error: str = ""  # the last failed attempt of one of its receipts
+    refused: str = ""  # the destination may not be called: dead at once
+    released: bool = False
+
+
+Entry = tuple[Held, dict[str, Any]]  # a receipt of a held document (``{"id", "receipt", ...}``)
 
 
 @dataclass
@@ -78,36 +100,29 @@ class Unit:
     callback_type: str
     batch: bool
     request_id: str
-    ids: list[str]
-    receipts: list[dict[str, Any]]
+    entries: list[Entry]
     retry: int
     token: str
     lease_until: datetime
 
+    @property
+    def receipts(self) -> list[dict[str, Any]]:
+        return [e[1]["receipt"] for e in self.entries]
+
 
 @dataclass
 class Outcomes:
+    """Finished documents waiting for the next flush: done ids and the others (retry, dead, release)."""
+
     done: list[str] = field(default_factory=list)
-    retry: dict[tuple[str, int, float, str], list[str]] = field(default_factory=lambda: defaultdict(list))
-    dead: dict[tuple[int, str], list[str]] = field(default_factory=lambda: defaultdict(list))
-    release: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+    other: list[Held] = field(default_factory=list)
 
     def size(self) -> int:
-        return (
-            len(self.done)
-            + sum(len(v) for v in self.retry.values())
-            + sum(len(v) for v in self.dead.values())
-            + sum(len(v) for v in self.release.values())
-        )
+        return len(self.done) + len(self.other)
 
     def merge(self, other: Outcomes) -> None:
         self.done.extend(other.done)
-        for key, ids in other.retry.items():
-            self.retry[key].extend(ids)
-        for dkey, ids in other.dead.items():
-            self.dead[dkey].extend(ids)
-        for rkey, ids in other.release.items():
-            self.release[rkey].extend(ids)
+        self.other.extend(other.other)
 
 
 @dataclass
@@ -115,7 +130,7 @@ class HotBatch:
     """Batch-mode receipts handed over in memory, waiting for their window to close."""
 
     due_at: datetime
-    docs: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
 
 
 class ReceiptSender:
@@ -153,8 +168,9 @@ class ReceiptSender:
         self._tasks: set[asyncio.Task[None]] = set()  # POSTs running
         self._units = 0  # POST units queued in a URL's lane or running, all URLs
         self._starved: dict[str, Endpoint] = {}  # lanes with a free slot of their own, waiting for MAX_IN_FLIGHT
-        self._hot_batches: dict[GroupKey, HotBatch] = {}
+        self._hot_batches: dict[BatchKey, HotBatch] = {}
         self._outcomes = Outcomes()
+        self._due: dict[str, datetime] = {}  # admitted documents' due time, between admit and take
         self.running = False
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -217,11 +233,12 @@ class ReceiptSender:
 
     # -- hot path --------------------------------------------------------------------------------------------
 
-    def admit(self, docs: Iterable[dict[str, Any]]) -> dict[str, datetime]:
-        """Before the insert: lease to this instance the new receipts it has room for (they are then POSTed from
-        memory; the others stay free for the sweep). Sets their ``next_at`` / ``lease_token``; returns their ids
-        with the time they were due (the end of the batch window in batch mode)."""
-        admitted: dict[str, datetime] = {}
+    def admit(self, docs: Iterable[dict[str, Any]]) -> dict[str, int]:
+        """Before the insert: lease to this instance the new outbox documents it has room for (their receipts are
+        then POSTed from memory; the others stay free for the sweep). Sets their ``next_at`` (end of the lease; the
+        due time, the end of the batch window in batch mode, is kept until ``take``) and ``lease_token``; returns
+        their ids with the number of receipts each held."""
+        admitted: dict[str, int] = {}
         if not self.running or self._stopping.is_set():
             return admitted
         now = self.clock()
@@ -235,64 +252,73 @@ class ReceiptSender:
             cap = self.endpoints.unit_cap(endpoint, batch=batch)
             room = (cap - endpoint.units) * (self.config.max_batch if batch else 1) - endpoint.held
             if room <= 0:
-                continue
-            budget -= 0 if batch else 1
-            endpoint.held += 1
-            admitted[doc["_id"]] = doc["next_at"]
+                continue  # a document is taken whole: a URL holds at most its quota and one document more
+            count = len(doc["receipts"])
+            budget -= 0 if batch else count
+            endpoint.held += count
+            admitted[doc["_id"]] = count
+            self._due[doc["_id"]] = doc["next_at"]
             doc["next_at"] = now + self.lease
             doc["lease_token"] = self.hot_token
         return admitted
 
-    def take(self, docs: Iterable[dict[str, Any]], admitted: dict[str, datetime], inserted_ids: set[str]) -> None:
-        """After the insert: POST (or hold until their window closes) the admitted receipts that were inserted;
-        admitted duplicates (already in the outbox) are left to whoever holds them."""
-        for doc in docs:
-            due_at = admitted.get(doc["_id"])
-            if due_at is None:
-                if doc["_id"] in inserted_ids and self.running:
+    def take(self, docs: Iterable[dict[str, Any]], admitted: dict[str, int], written: list[dict[str, Any]]) -> None:
+        """After the insert: POST (or hold until their window closes) the receipts of the admitted documents that
+        were written (``written``: as written, without the receipts that were already in the outbox)."""
+        by_id = {d["_id"]: d for d in written}
+        for offered in docs:
+            count = admitted.get(offered["_id"])
+            doc = by_id.get(offered["_id"])
+            due_at = self._due.pop(offered["_id"], offered["next_at"])
+            if count is None:
+                if doc is not None and self.running:
                     self.note_waiting(doc["url"], doc["next_at"])
                 continue
-            endpoint = self.endpoints.get(doc["url"])
-            if doc["_id"] not in inserted_ids or self._stopping.is_set():
-                endpoint.held -= 1
-                if doc["_id"] in inserted_ids:
-                    self._outcomes.release[(self.hot_token, doc["url"])].append(doc["_id"])
+            endpoint = self.endpoints.get(offered["url"])
+            endpoint.held -= count
+            if doc is None:
+                continue  # every receipt was a duplicate
+            held = Held(doc, self.hot_token, waiting=len(doc["receipts"]))
+            if self._stopping.is_set():
+                self._release_entries([(held, r) for r in doc["receipts"]])
                 continue
             if doc["url_type"] == URL_TYPE_BATCH:
                 key = (doc["tenant_id"], doc["url"], doc["callback_type"], 0)
                 hot = self._hot_batches.get(key)
                 if hot is None:
                     hot = self._hot_batches[key] = HotBatch(due_at)
-                hot.docs.append(doc)
+                hot.entries.extend((held, r) for r in doc["receipts"])
                 hot.due_at = min(hot.due_at, due_at)
-                if len(hot.docs) >= self.config.max_batch:
+                endpoint.held += len(doc["receipts"])
+                if len(hot.entries) >= self.config.max_batch:
                     self._launch_hot_batch(key)  # full: no reason to wait for the end of the window
             else:
-                endpoint.held -= 1
-                self._launch(self._unit([doc], request_id_of(doc["_id"]), batch=False, token=self.hot_token))
+                for receipt in doc["receipts"]:
+                    self._launch(self._unit([(held, receipt)], request_id_of(receipt["id"]), batch=False))
         self._wake.set()
 
-    def cancel(self, docs: Iterable[dict[str, Any]], admitted: dict[str, datetime]) -> None:
+    def cancel(self, docs: Iterable[dict[str, Any]], admitted: dict[str, int]) -> None:
         """The insert failed: undo the admissions (the handler is retried with fresh documents)."""
         for doc in docs:
+            self._due.pop(doc["_id"], None)
             if doc["_id"] in admitted:
-                self.endpoints.get(doc["url"]).held -= 1
+                self.endpoints.get(doc["url"]).held -= admitted[doc["_id"]]
 
     def _launch_due_hot_batches(self) -> None:
         now = self.clock()
         for key in [k for k, b in self._hot_batches.items() if b.due_at <= now]:
             self._launch_hot_batch(key)
 
-    def _launch_hot_batch(self, key: GroupKey) -> None:
+    def _launch_hot_batch(self, key: BatchKey) -> None:
         hot = self._hot_batches.pop(key)
-        self.endpoints.get(key[1]).held -= len(hot.docs)
-        for unit in self._batch_units(hot.docs, self.hot_token):
+        self.endpoints.get(key[1]).held -= len(hot.entries)
+        for unit in self._batch_units(hot.entries):
             self._launch(unit)
 
     def _release_hot_batches(self) -> None:
         for key, hot in self._hot_batches.items():
-            self.endpoints.get(key[1]).held -= len(hot.docs)
-            self._outcomes.release[(self.hot_token, key[1])].extend(d["_id"] for d in hot.docs)
+            self.endpoints.get(key[1]).held -= len(hot.entries)
+            self._release_entries(hot.entries)
         self._hot_batches.clear()
 
     # -- sweep -----------------------------------------------------------------------------------------------
@@ -358,12 +384,11 @@ class ReceiptSender:
         return progress
 
     async def _take(self, docs: list[dict[str, Any]], capacity: int, now: datetime) -> list[dict[str, Any]]:
-        """Claim and start the due receipts among ``docs`` there is room for; returns those left behind."""
+        """Claim and start the due documents among ``docs`` there is room for; returns those left behind."""
         if not docs:
             return []
         loop_now = asyncio.get_running_loop().time()
-        planned: dict[str, int] = {}
-        groups: dict[GroupKey, int] = {}
+        planned: dict[str, int] = {}  # units (single) or receipts (batch) planned per URL this round
         chosen: list[dict[str, Any]] = []
         left: list[dict[str, Any]] = []
         for doc in docs:
@@ -377,22 +402,15 @@ class ReceiptSender:
             if endpoint.circuit_open(loop_now):
                 chosen.append(doc)  # failed at once, without a POST (see _start)
                 continue
-            if batch:
-                key = (doc["tenant_id"], url, doc["callback_type"], int(doc["attempts"]))
-                filled = groups.get(key)
-                if filled is not None and filled % self.config.max_batch != 0:
-                    groups[key] = filled + 1  # joins the batch being filled
-                    chosen.append(doc)
-                    continue
-            units = endpoint.units + planned.get(url, 0)
+            count = len(open_receipts(doc))
+            already = planned.get(url, 0)
+            units = endpoint.units + (-(-already // self.config.max_batch) if batch else already)
             if capacity <= 0 or units >= self.endpoints.unit_cap(endpoint, batch=batch):
                 left.append(doc)
                 continue
-            if batch:
-                groups[key] = groups.get(key, 0) + 1
             chosen.append(doc)
-            planned[url] = planned.get(url, 0) + 1
-            capacity -= 1
+            planned[url] = already + count
+            capacity -= -(-count // self.config.max_batch) if batch else count
         if chosen:
             self._rounds += 1
             token = f"{self.instance}:{self._rounds}"
@@ -402,45 +420,51 @@ class ReceiptSender:
         return left
 
     def _start(self, claimed: list[dict[str, Any]], token: str, loop_now: float) -> None:
-        batch_docs: list[dict[str, Any]] = []
+        entries: list[Entry] = []
         for doc in claimed:
+            receipts = open_receipts(doc)
+            held = Held(doc, token, waiting=len(receipts))
             endpoint = self.endpoints.get(doc["url"])
-            if endpoint.circuit_open(loop_now):
-                self._record_failure(self._unit([doc], "", batch=False, token=token), self._not_attempted(endpoint))
+            if not receipts:
+                self._finish(held)  # every receipt acknowledged: only its done write was lost
+            elif endpoint.circuit_open(loop_now):
+                unit = self._unit([(held, r) for r in receipts], "", batch=False)
+                self._record_failure(unit, self._not_attempted(endpoint))
             elif doc["url_type"] == URL_TYPE_BATCH:
-                batch_docs.append(doc)
+                entries.extend((held, r) for r in receipts)
             else:
-                self._launch(self._unit([doc], request_id_of(doc["_id"]), batch=False, token=token))
-        for unit in self._batch_units(batch_docs, token):
+                for receipt in receipts:
+                    self._launch(self._unit([(held, receipt)], request_id_of(receipt["id"]), batch=False))
+        for unit in self._batch_units(entries):
             self._launch(unit)
 
-    def _batch_units(self, docs: list[dict[str, Any]], token: str) -> list[Unit]:
-        groups: dict[GroupKey, list[dict[str, Any]]] = defaultdict(list)
-        for doc in docs:
-            groups[(doc["tenant_id"], doc["url"], doc["callback_type"], int(doc["attempts"]))].append(doc)
+    def _batch_units(self, entries: list[Entry]) -> list[Unit]:
+        groups: dict[BatchKey, list[Entry]] = defaultdict(list)
+        for held, receipt in entries:
+            doc = held.doc
+            groups[(doc["tenant_id"], doc["url"], doc["callback_type"], int(doc["attempts"]))].append((held, receipt))
         units = []
         for members in groups.values():
-            members.sort(key=lambda d: (d["created_at"], d["_id"]))
+            members.sort(key=lambda e: (e[0].doc["created_at"], e[1]["id"]))
             for start in range(0, len(members), self.config.max_batch):
                 chunk = members[start : start + self.config.max_batch]
-                request_id = request_id_of(stable_id("batch", *(d["_id"] for d in chunk)))
-                units.append(self._unit(chunk, request_id, batch=True, token=token))
+                request_id = request_id_of(stable_id("batch", *(e[1]["id"] for e in chunk)))
+                units.append(self._unit(chunk, request_id, batch=True))
         return units
 
     @staticmethod
-    def _unit(docs: list[dict[str, Any]], request_id: str, *, batch: bool, token: str) -> Unit:
-        first = docs[0]
+    def _unit(entries: list[Entry], request_id: str, *, batch: bool) -> Unit:
+        first = entries[0][0]
         return Unit(
-            url=first["url"],
-            tenant_id=first["tenant_id"],
-            callback_type=first["callback_type"],
+            url=first.doc["url"],
+            tenant_id=first.doc["tenant_id"],
+            callback_type=first.doc["callback_type"],
             batch=batch,
             request_id=request_id,
-            ids=[d["_id"] for d in docs],
-            receipts=[d["receipt"] for d in docs],
-            retry=max(int(d["attempts"]) for d in docs),
-            token=token,
-            lease_until=min(d["next_at"] for d in docs),
+            entries=entries,
+            retry=max(int(e[0].doc["attempts"]) for e in entries),
+            token=first.token,
+            lease_until=min(e[0].doc["next_at"] for e in entries),
         )
 
     # -- lanes: one FIFO queue per URL, drained at the URL's adaptive limit ----------------------------------
@@ -482,9 +506,9 @@ class ReceiptSender:
         for endpoint in self.endpoints.all():
             while endpoint.queue:
                 unit = endpoint.queue.popleft()
-                self._outcomes.release[(unit.token, unit.url)].extend(unit.ids)
                 endpoint.units -= 1
                 self._units -= 1
+                self._release_entries(unit.entries)
 
     # -- posting ---------------------------------------------------------------------------------------------
 
@@ -494,7 +518,7 @@ class ReceiptSender:
             late = self.clock() + timedelta(seconds=self.post_deadline_s + 1) >= unit.lease_until
             if self._stopping.is_set() or late:
                 # Not started: hand the receipts back rather than POST when the lease could end meanwhile.
-                self._outcomes.release[(unit.token, unit.url)].extend(unit.ids)
+                self._release_entries(unit.entries)
                 return
             if endpoint.circuit_open(loop.time()):
                 self._record_failure(unit, self._not_attempted(endpoint))
@@ -508,8 +532,10 @@ class ReceiptSender:
             elapsed = loop.time() - started
             if error is None:
                 self.endpoints.succeeded(endpoint, elapsed, loop.time())
-                self._outcomes.done.extend(unit.ids)
-                metrics.POSTED.labels(unit.callback_type).inc(len(unit.ids))
+                metrics.POSTED.labels(unit.callback_type).inc(len(unit.entries))
+                for held, receipt in unit.entries:
+                    held.acked.append(receipt["id"])
+                    self._answered(held)
             else:
                 self.endpoints.failed(endpoint, error, loop.time(), congestion=congestion, elapsed_s=elapsed)
                 self._record_failure(unit, error)
@@ -535,25 +561,74 @@ class ReceiptSender:
         return f"not attempted: endpoint failing: {endpoint.last_error}"
 
     def _record_failure(self, unit: Unit, error: str) -> None:
-        attempts = unit.retry + 1
-        if attempts >= self.config.max_attempts:
-            self._record_dead(unit, error)
-            return
-        delay = self.config.retry_delay_s(attempts)
-        self._outcomes.retry[(unit.url, attempts, delay, error[:MAX_ERROR_CHARS])].extend(unit.ids)
-        metrics.FAILED_ATTEMPTS.labels(unit.callback_type).inc(len(unit.ids))
+        for held, _ in unit.entries:
+            held.error = error[:MAX_ERROR_CHARS]
+            self._answered(held)
         log.info(
-            "receipt attempt failed; will retry",
-            extra={"url": unit.url, "tenant_id": unit.tenant_id, "attempts": attempts, "error": error},
+            "receipt attempt failed",
+            extra={"url": unit.url, "tenant_id": unit.tenant_id, "attempts": unit.retry + 1, "error": error},
         )
 
     def _record_dead(self, unit: Unit, error: str) -> None:
-        self._outcomes.dead[(unit.retry + 1, error[:MAX_ERROR_CHARS])].extend(unit.ids)
-        metrics.DEAD.labels(unit.callback_type).inc(len(unit.ids))
-        log.warning(
-            "receipts dead",
-            extra={"url": unit.url, "tenant_id": unit.tenant_id, "count": len(unit.ids), "error": error},
-        )
+        for held, _ in unit.entries:
+            held.refused = error[:MAX_ERROR_CHARS]
+            self._answered(held)
+
+    def _release_entries(self, entries: list[Entry]) -> None:
+        for held, _ in entries:
+            held.released = True
+            self._answered(held)
+
+    def _answered(self, held: Held) -> None:
+        held.waiting -= 1
+        if held.waiting <= 0:
+            self._finish(held)
+
+    def _finish(self, held: Held) -> None:
+        """Every receipt of a held document is answered: buffer its outcome (written at the next flush)."""
+        remaining = len(open_receipts(held.doc)) - len(held.acked)
+        if remaining <= 0:
+            self._outcomes.done.append(held.doc["_id"])
+        else:
+            self._outcomes.other.append(held)
+            attempts = int(held.doc["attempts"]) + 1
+            callback_type = held.doc["callback_type"]
+            if held.refused or (held.error and attempts >= self.config.max_attempts):
+                metrics.DEAD.labels(callback_type).inc(remaining)
+                log.warning(
+                    "receipts dead",
+                    extra={
+                        "url": held.doc["url"],
+                        "tenant_id": held.doc["tenant_id"],
+                        "count": remaining,
+                        "error": held.refused or held.error,
+                    },
+                )
+            elif held.error:
+                metrics.FAILED_ATTEMPTS.labels(callback_type).inc(remaining)
+        if self._outcomes.size() >= FLUSH_AT_ITEMS:
+            self._flush_now.set()
+
+    def _outcome_update(self, held: Held, now: datetime) -> tuple[str, str, dict[str, Any], datetime | None]:
+        """(document id, lease token, ``$set``, when it is due again or None) of a document not entirely done."""
+        doc = held.doc
+        delivered = [*doc.get("delivered", ()), *held.acked]
+        remaining = len(doc["receipts"]) - len(delivered)
+        attempts = int(doc["attempts"]) + 1
+        if held.refused or (held.error and attempts >= self.config.max_attempts):
+            error = held.refused or held.error
+            fields = self.outbox.dead_fields(
+                now, delivered=delivered, remaining=remaining, attempts=attempts, error=error
+            )
+            return doc["_id"], held.token, fields, None
+        if held.error:
+            delay = self.config.retry_delay_s(attempts)
+            fields = self.outbox.retry_fields(
+                now, delivered=delivered, remaining=remaining, attempts=attempts, delay_s=delay, error=held.error
+            )
+            return doc["_id"], held.token, fields, fields["next_at"]
+        fields = self.outbox.release_fields(now, delivered=delivered, remaining=remaining)
+        return doc["_id"], held.token, fields, now
 
     async def _post(self, unit: Unit) -> tuple[str | None, bool]:
         """POST one unit: (None, False) on 2xx, else (the error, whether it signals congestion: a timeout, a
@@ -616,17 +691,11 @@ class ReceiptSender:
         outcomes, self._outcomes = self._outcomes, Outcomes()
         try:
             now = self.clock()
-            retry: dict[tuple[int, float, str], list[str]] = defaultdict(list)
-            for (_, attempts, delay, error), ids in outcomes.retry.items():
-                retry[(attempts, delay, error)].extend(ids)
-            await self.outbox.apply(now, done=outcomes.done, retry=retry, dead=outcomes.dead)
-            for url, _, delay, _ in outcomes.retry:
-                self.note_waiting(url, now + timedelta(seconds=delay))
-            outcomes.done, outcomes.retry, outcomes.dead = [], defaultdict(list), defaultdict(list)
-            for rkey in list(outcomes.release):
-                await self.outbox.release(outcomes.release[rkey], rkey[0], now)
-                self.note_waiting(rkey[1], now)
-                del outcomes.release[rkey]
+            updates = [self._outcome_update(held, now) for held in outcomes.other]
+            await self.outbox.apply(now, done=outcomes.done, updates=[u[:3] for u in updates])
+            for held, update in zip(outcomes.other, updates, strict=True):
+                if update[3] is not None:
+                    self.note_waiting(held.doc["url"], update[3])
             return self._outcomes.size() == 0
         except Exception as exc:
             log.warning("recording receipt outcomes failed; retrying", extra={"error": repr(exc)})

@@ -11,10 +11,10 @@ backlog never slows the AIM receipts), drained by its own ``ReceiptSender``:
 
 Reports and replies are posted in the receipt sender's batch mode (their bodies are lists: ``reports`` /
 ``result``; a POST gathers what arrives within ``MAGPIE_RECEIPT_BATCH_WINDOW_MS``, at most
-``MAGPIE_RECEIPT_MAX_BATCH``); template statuses one per POST. Outbox ids are stable (``stable_id("receipt",
-callback type, source event id, url_type)``), so a redelivered event is never posted twice; retries, dead items,
-leases and the SSRF guard are the receipt sender's (see ``receipts.sender``). A tenant without a URL of the type
-gets nothing.
+``MAGPIE_RECEIPT_MAX_BATCH``); template statuses one per POST. Receipt ids are stable (``stable_id("receipt",
+callback type, source event id, url_type)``, deduplicated by ``Outbox.insert``), so a redelivered event is never
+posted twice; retries, dead items, leases and the SSRF guard are the receipt sender's (see ``receipts.sender``). A
+tenant without a URL of the type gets nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from magpie_dispatcher.receipts.config import ReceiptsConfig
 from magpie_dispatcher.receipts.destination import guarded_client
 from magpie_dispatcher.receipts.outbox import Outbox, new_item, utcnow
 from magpie_dispatcher.receipts.payloads import FINAL_STATUSES, URL_TYPE_BATCH, URL_TYPE_SINGLE
-from magpie_dispatcher.receipts.producers import batch_window_end, receipt_item_id
+from magpie_dispatcher.receipts.producers import batch_window_end, receipt_item_id, store
 from magpie_dispatcher.receipts.registry import CallbackRegistry
 from magpie_dispatcher.receipts.sender import ReceiptSender
 from magpie_dispatcher.receipts.signing import ReceiptSigner
@@ -136,14 +136,7 @@ class VmsReceiptProducer:
                     due_at=batch_window_end(now, url, self.config.batch_window_ms) if mode == URL_TYPE_BATCH else now,
                 ),
             )
-        docs = list(items.values())
-        admitted = self.sender.admit(docs)
-        try:
-            inserted = await self.outbox.insert(docs)
-        except BaseException:
-            self.sender.cancel(docs, admitted)
-            raise
-        self.sender.take(docs, admitted, {i["_id"] for i in inserted})
+        await store(self.outbox, self.sender, list(items.values()))
 
 
 @dataclass
