@@ -45,6 +45,7 @@ class _Capture:
         self.items: list[Any] | None = None
         self.count = 0
         self.top: HeadMap | None = None
+        self.error: Exception | None = None  # raised at the next read: C code calling a map must not see it
 
     def new_map(self) -> dict[str, Any]:
         if self.inside:
@@ -84,7 +85,8 @@ class HeadMap(dict[str, Any]):
         depth = self.depth
         if 0 <= depth < len(path) and key == path[depth]:
             if key in self:
-                raise RepeatedKey(".".join(path[: depth + 1]))
+                capture.error = capture.error or RepeatedKey(".".join(path[: depth + 1]))
+                return
             if depth == len(path) - 1:
                 if type(value) is list:
                     capture.items = value
@@ -105,7 +107,10 @@ class _DrainingReader:
         self.capture = capture
 
     def read(self, size: int = -1) -> bytes:
-        self.capture.drain()
+        capture = self.capture
+        if capture.error is not None:
+            raise capture.error
+        capture.drain()
         return self.file.read(size)
 
 
@@ -129,6 +134,8 @@ def stream_document(
     values = list(
         ijson.items(_DrainingReader(file, capture), "", map_type=capture.new_map, use_float=True, buf_size=buf_size)
     )
+    if capture.error is not None:
+        raise capture.error
     if capture.items is not None:
         found = True
         capture.drain(final=True)

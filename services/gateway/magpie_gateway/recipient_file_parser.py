@@ -317,6 +317,9 @@ def parse(file: IO[bytes], emit: Callable[[Chunk], None], *, max_rows: int | Non
         raise RecipientFileError(EMPTY_INPUT, "the file is empty")
     collector = Collector(emit, max_rows=MAX_ROWS if max_rows is None else max_rows)
     rows = xlsx_rows(file) if kind_of(head) == "xlsx" else text_rows(file, text_encoding(file))
-    for number, cells in rows:
-        collector.add(number, cells)
+    try:
+        for number, cells in rows:
+            collector.add(number, cells)
+    finally:
+        rows.close()  # while the file is open (a refused row stops the reading early)
     return collector.finish()
