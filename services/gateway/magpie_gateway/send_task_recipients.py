@@ -47,6 +47,7 @@ _TYPES: tuple[tuple[str, type, str], ...] = (
     ("custom_short_code", str, "Input should be a valid string"),
     ("sms_params", list, "Input should be a valid list"),
 )
+_KINDS = {name: kind for name, kind, _ in _TYPES}
 
 
 def dedup_key(mobile: str) -> int | str:
@@ -95,41 +96,43 @@ class _Scanner:
         self.result = RecipientScan()
         self.limit = limit
         self.seen: set[int | str] = set()
-        self.names: dict[str, str] = {}
+        self.keysets: dict[tuple[str, ...], frozenset[str]] = {}  # dync_params names as sent -> parameter names
 
     def take(self, items: list[Any], first: int) -> None:
         r = self.result
         seen = self.seen
-        names = self.names
+        keysets = self.keysets
         dropped = r.dropped
         if len(r.echo) <= ECHO_MAX:
             r.echo.extend(items[: ECHO_MAX + 1 - len(r.echo)])
         position = first - 1
         for item in items:
             position += 1
-            if position >= self.limit:  # refused for its size: count only
-                continue
-            if r.type_error is not None:
+            if position >= self.limit or r.type_error is not None:  # refused anyway: count only
                 continue
             if type(item) is not dict:
                 r.type_error = (("body", *PARAMS_PATH, position), "Input should be a valid dictionary")
                 continue
-            for name, kind, message in _TYPES:
-                value = item.get(name)
-                if value is not None and type(value) is not kind:
-                    r.type_error = (("body", *PARAMS_PATH, position, name), message)
+            for name, value in item.items():
+                kind = _KINDS.get(name)
+                if kind is not None and value is not None and type(value) is not kind:
+                    r.type_error = _type_error(item, position)
                     break
             if r.type_error is not None or r.flag_error is not None:
                 continue
-            mobile = (item.get("cust_flag") or "").strip()
+            mobile = item.get("cust_flag")
+            mobile = mobile.strip() if mobile else ""
             if not mobile or len(mobile) > MAX_CUST_FLAG_CHARS:
                 r.flag_error = position
                 continue
-            dync = item.get("dync_params") or ()
-            keys = frozenset(names.get(n) or names.setdefault(n, param_key(n)) for n in dync)
+            dync = item.get("dync_params")
+            raw = tuple(dync) if dync else ()
+            keys = keysets.get(raw)
+            if keys is None:
+                keys = keysets[raw] = frozenset(param_key(n) for n in raw)
             if r.first_keys is None:
                 r.first_keys = keys
-            elif r.other_keys is None and keys != r.first_keys:
+            elif r.other_keys is None and keys is not r.first_keys and keys != r.first_keys:
                 r.other_keys = (position, keys)
             sms = item.get("sms_params")
             count = len(sms) if sms else 0
@@ -137,12 +140,16 @@ class _Scanner:
                 r.first_sms = count
             elif r.other_sms is None and count != r.first_sms:
                 r.other_sms = (position, count)
-            url = item.get("custom_url")
-            if r.url_error is None and url and (url := url.strip()) and bad_url(url):
-                r.url_error = position
-            code = (item.get("custom_short_code") or "").strip()
-            if r.code_error is None and not CUSTOM_CODE.fullmatch(code):
-                r.code_error = position
+            if r.url_error is None:
+                url = item.get("custom_url")
+                if url and (url := url.strip()) and bad_url(url):
+                    r.url_error = position
+            code = ""
+            if r.code_error is None:
+                code = item.get("custom_short_code") or ""
+                code = code.strip() if code else ""
+                if not CUSTOM_CODE.fullmatch(code):
+                    r.code_error = position
             key = dedup_key(mobile)
             if key in seen:
                 dropped[position] = 1
@@ -155,6 +162,15 @@ class _Scanner:
                     r.code_repeat = (position, code)
                 else:
                     r.codes[code] = position
+
+
+def _type_error(item: dict[str, Any], position: int) -> tuple[tuple[str | int, ...], str]:
+    """The first wrong field in the model's order (as pydantic reports it)."""
+    for name, kind, message in _TYPES:
+        value = item.get(name)
+        if value is not None and type(value) is not kind:
+            return ("body", *PARAMS_PATH, position, name), message
+    raise AssertionError("no wrong field")
 
 
 def json_error(exc: Exception) -> Exception:
@@ -214,14 +230,14 @@ class _BatchBuilder:
         self.batches: Chunk = []
         self.unique = 0
         self.batch_no = 0
-        self.names: dict[str, str] = {}
+        self.plain: dict[tuple[str, ...], bool] = {}  # dync_params names as sent -> already the parameter names
 
     def flush(self) -> Chunk:
         chunk, self.batches = self.batches, []
         return chunk
 
     def take(self, items: list[Any], first: int) -> None:
-        dropped, names = self.dropped, self.names
+        dropped, plain = self.dropped, self.plain
         size, custom = self.settings.batch_size, self.settings.custom
         batches = self.batches
         batch: task_pb2.RecipientBatch | None = batches[-1][0] if batches else None
@@ -240,19 +256,27 @@ class _BatchBuilder:
                 self.batch_no += 1
             assert batch is not None
             mobile = item["cust_flag"].strip()
+            recipient = batch.recipients.add(index=self.unique, mobile=mobile)
             sms = item.get("sms_params")
-            recipient = batch.recipients.add(
-                index=self.unique,
-                mobile=mobile,
-                custom_url="" if custom else (item.get("custom_url") or "").strip(),
-                sms_params=[text_of(v) for v in sms] if sms else (),
-            )
+            if sms:
+                recipient.sms_params.extend([text_of(v) for v in sms])
             if custom:
                 recipient.custom_code = item["custom_short_code"].strip()
+            else:
+                url = item.get("custom_url")
+                if url and (url := url.strip()):
+                    recipient.custom_url = url
             dync = item.get("dync_params")
             if dync:
-                recipient.params.update(
-                    {names.get(n) or names.setdefault(n, param_key(n)): text_of(v) for n, v in dync.items()}
-                )
+                raw = tuple(dync)
+                as_sent = plain.get(raw)
+                if as_sent is None:
+                    as_sent = plain[raw] = all(param_key(n) == n for n in raw)
+                try:
+                    if not as_sent:
+                        raise TypeError
+                    recipient.params.update(dync)  # names as the template has them, text values: as they are
+                except TypeError:
+                    recipient.params.update({param_key(n): text_of(v) for n, v in dync.items()})
             mobiles.append(mobile)
             self.unique += 1
