@@ -136,8 +136,9 @@ class ConsumerLoop(Generic[M]):
     One topic (``topic``, ``message_type``, ``handler``, ``max_records``), or several (``routes``) read by ONE
     Kafka consumer: a service that reads several low-volume topics in one group pays for one fetch session and one
     group membership instead of one per topic (an idle consumer still costs its broker a fetch every 500 ms). Each
-    route's handler gets at most its own ``max_records`` per call; a fetch is committed once every handler call of
-    it returned.
+    route's handler gets at most its own ``max_records`` per call; the records of one fetch are handled route by route
+    in the order of ``routes`` (put reference data such as templates before the events that use it), and the fetch is
+    committed once every handler call of it returned.
     """
 
     def __init__(
@@ -166,6 +167,7 @@ class ConsumerLoop(Generic[M]):
         self.group_id = settings.topic_prefix + group_id
         self.producer = producer
         self.routes: dict[str, Route[Any]] = {topic_name(settings, r.topic): r for r in routes}
+        self._order = list(self.routes)
         if len(self.routes) != len(routes):
             raise ValueError("a topic appears twice in the routes of one consumer loop")
         first = routes[0]
@@ -224,7 +226,12 @@ class ConsumerLoop(Generic[M]):
                     continue
                 self.last_activity = time.monotonic()
                 try:
-                    await asyncio.gather(*(self._process_partition(tp, recs) for tp, recs in batches.items()))
+                    # Routes in the order given: reference data (templates, callback registrations) fetched together
+                    # with the events that need it is applied first; the partitions of one route run concurrently.
+                    for topic in self._order:
+                        group = [(tp, recs) for tp, recs in batches.items() if tp.topic == topic]
+                        if group:
+                            await asyncio.gather(*(self._process_partition(tp, recs) for tp, recs in group))
                 except ShutdownDuringRetry:
                     log.warning("stopping with a failing batch uncommitted; it will be replayed")
                     break
