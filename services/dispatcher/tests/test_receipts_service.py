@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import time
 import uuid
@@ -697,11 +696,6 @@ async def test_backlog_beyond_a_urls_quota_is_posted_once_each(
     await wait_states(receipts, "tenant-big", "done", 180)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("MAGPIE_EXTERNAL_INFRA"),
-    reason="needs a broker that rebalances a two-member group promptly: the embedded noida-db takes minutes "
-    "(known emulator quirk); runs against real Kafka with MAGPIE_EXTERNAL_INFRA=1",
-)
 async def test_two_instances_share_the_outbox_without_posting_twice(
     start: Start, producer: EventProducer, customer: Customer
 ) -> None:
