@@ -5,7 +5,10 @@ The gateway runs in this process (uvicorn on a free port, consumer loops running
 infrastructure (it must be running: ``magpie-infra up test``) in a fresh namespace; the body is generated and
 posted, signed like the SDK, by a child process so that its memory is not counted.
 
-    .venv/bin/python services/gateway/scripts/measure_accept.py [recipients=1000000]
+    .venv/bin/python services/gateway/scripts/measure_accept.py [recipients=1000000] [--no-loops]
+
+``--no-loops`` stops the gateway's consumer loops (projector, reviews, exports...) once the prerequisites are
+approved, to measure the accept path alone.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ def write_body(path: str, setup: Any, count: int) -> None:
     subprocess.run([sys.executable, "-c", WRITER, path, str(count), head], check=True)
 
 
-async def main(count: int) -> None:
+async def main(count: int, loops: bool) -> None:
     from magpie_common.config import Settings
     from magpie_common.topics import ensure_topics
     from magpie_devstack.infra import Infra, env_for
@@ -104,6 +107,9 @@ async def main(count: int) -> None:
             tenant = await harness.tenant()
             async with harness.client(tenant) as client:
                 setup = await harness.prerequisites(client)
+            if not loops:  # the reviews were projected: stop the consumer loops before measuring
+                harness.gateway.stop_loops()
+                await asyncio.sleep(5)
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "body.json")
                 await asyncio.to_thread(write_body, path, setup, count)
@@ -141,6 +147,7 @@ async def main(count: int) -> None:
                     json.dumps(
                         {
                             "recipients": count,
+                            "consumer_loops": loops,
                             "body_mb": round(size / 1e6, 1),
                             "status": answer["status"],
                             "accept_seconds": answer["seconds"],
@@ -157,4 +164,5 @@ async def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000))
+    numbers = [a for a in sys.argv[1:] if not a.startswith("--")]
+    asyncio.run(main(int(numbers[0]) if numbers else 1_000_000, "--no-loops" not in sys.argv))
