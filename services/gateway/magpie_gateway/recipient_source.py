@@ -101,10 +101,18 @@ class InlineRecipients(RecipientSource):
                 except _Stopped:
                     pass
 
+        def take() -> Any:
+            while not stopped.is_set():  # never blocks for good: a cancelled consumer must not leak this thread
+                try:
+                    return handoff.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+            return _DONE
+
         worker = asyncio.ensure_future(asyncio.to_thread(work))
         try:
             while True:
-                item = await asyncio.to_thread(handoff.get)
+                item = await asyncio.to_thread(take)
                 if item is _DONE:
                     break
                 if isinstance(item, BaseException):
