@@ -139,6 +139,7 @@ def create_app(
         optional_paths=OPTIONAL_AUTH_PATHS,
         token_lookup=TokenStore(context.collections.tokens),
         max_body_bytes=context.config.max_body_bytes,
+        body_limits={recipient_files_api.UPLOAD_PATH: recipient_files_api.MAX_UPLOAD_BYTES},
     )
     app.add_middleware(RequestMethodMiddleware)  # outside the signature check: tells the replay store the method
     app.add_middleware(RequestIdMiddleware)  # outermost: every response, errors included, has X-Request-Id

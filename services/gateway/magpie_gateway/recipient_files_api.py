@@ -33,6 +33,7 @@ from magpie_gateway.sms_models import PageInfo
 router = APIRouter(tags=["Send tasks"])
 UPLOAD_PATH = "/v1/magpie/recipient-files"
 MULTIPART_SLACK = 64 * 1024  # the multipart envelope around the file
+MAX_UPLOAD_BYTES = recipient_files.MAX_FILE_BYTES + MULTIPART_SLACK  # enforced while the body streams in (app.py)
 
 
 class RecipientFile(BaseModel):
@@ -103,7 +104,7 @@ async def upload_recipient_file(
     ),
 ) -> dict[str, Any]:
     spool = await spool_of(request)
-    if spool.size > recipient_files.MAX_FILE_BYTES + MULTIPART_SLACK:
+    if spool.size > MAX_UPLOAD_BYTES:
         raise _too_large()
     tenant = principal.tenant_id
     if idempotency_key is None:

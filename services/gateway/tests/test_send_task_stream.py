@@ -182,3 +182,41 @@ def test_spool_refuses_a_body_over_the_limit() -> None:
 
     with pytest.raises(BodyTooLarge):
         asyncio.run(spool_body(receive, limit=25))
+
+
+def test_a_path_limit_is_enforced_while_the_body_streams_in() -> None:
+    from magpie_gateway.auth import Credential, SignatureAuthMiddleware
+
+    async def lookup(access_key: str) -> Credential | None:
+        return Credential(access_key, "secret", "tenant", "tenant")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not reached")
+
+    middleware = SignatureAuthMiddleware(app, lookup=lookup, body_limits={"/small": 10}, max_body_bytes=1000)
+    authorization = f"SDK-HMAC-SHA256 Access=AK, SignedHeaders=x-sdk-date, Signature={'0' * 64}"
+
+    async def status(path: str) -> int:
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [(b"authorization", authorization.encode()), (b"x-sdk-date", b"20250101T120000Z")],
+        }
+        chunks = [b"x" * 8, b"x" * 8]
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": chunks.pop(0), "more_body": bool(chunks)}
+
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await middleware(scope, receive, send)
+        return int(sent[0]["status"])
+
+    assert asyncio.run(status("/small")) == 413
+    assert asyncio.run(status("/other")) == 401  # read whole, then the (wrong) signature is refused

@@ -15,7 +15,7 @@ HTTP  error_code     error_msg (after ``Incorrect IAM authentication information
 401   APIGW.0301     ``verify aksk signature fail`` (wrong secret, tampered path/query/headers/body)
 401   APIGW.0301     ``access key not found`` / ``access key is disabled``
 401   APIGW.0301     ``request has already been used`` (replayed signature)
-413   KM.00000413    ``Request body too large`` (body above ``max_body_bytes``)
+413   KM.00000413    ``Request body too large`` (body above ``max_body_bytes``, or its path's ``body_limits``)
 ====  =============  ================================================================================
 
 All authentication failures share APIGW.0301, like Huawei Cloud's API gateway; the message tells which check
@@ -42,7 +42,7 @@ request-bound credential, and clients that always add a token header keep workin
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -107,6 +107,7 @@ class SignatureAuthMiddleware:
         optional_paths: Collection[str] = (),
         token_lookup: TokenLookup | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        body_limits: Mapping[str, int] | None = None,
         allow_unsigned_payload: bool = True,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
@@ -119,6 +120,7 @@ class SignatureAuthMiddleware:
         self._optional_paths = frozenset(optional_paths)
         self._token_lookup = token_lookup
         self._max_body_bytes = max_body_bytes
+        self._body_limits = dict(body_limits or {})
         self._allow_unsigned_payload = allow_unsigned_payload
         self._clock = clock
 
@@ -166,7 +168,7 @@ class SignatureAuthMiddleware:
 
         declared_length = normalized.get("content-length", ["0"])[0]
         try:
-            spool = await self._read_limited_body(declared_length, receive)
+            spool = await self._read_limited_body(scope, declared_length, receive)
         except BodyTooLarge:
             await self._too_large(scope, receive, send, request_id)
             return
@@ -246,7 +248,7 @@ class SignatureAuthMiddleware:
             await reject("the token has expired")
             return
         try:
-            spool = await self._read_limited_body(normalized.get("content-length", ["0"])[0], receive)
+            spool = await self._read_limited_body(scope, normalized.get("content-length", ["0"])[0], receive)
         except BodyTooLarge:
             await self._too_large(scope, receive, send, request_id)
             return
@@ -270,15 +272,19 @@ class SignatureAuthMiddleware:
         response = error_response(
             REQUEST_TOO_LARGE.http_status,
             REQUEST_TOO_LARGE.code,
-            f"{REQUEST_TOO_LARGE.message}: at most {self._max_body_bytes} bytes",
+            f"{REQUEST_TOO_LARGE.message}: at most {self._limit(scope)} bytes",
             request_id,
         )
         await response(scope, receive, send)
 
-    async def _read_limited_body(self, declared_length: str, receive: Receive) -> BodySpool:
-        if declared_length.strip().isdigit() and int(declared_length) > self._max_body_bytes:
+    def _limit(self, scope: Scope) -> int:
+        return self._body_limits.get(scope["path"], self._max_body_bytes)
+
+    async def _read_limited_body(self, scope: Scope, declared_length: str, receive: Receive) -> BodySpool:
+        limit = self._limit(scope)
+        if declared_length.strip().isdigit() and int(declared_length) > limit:
             raise BodyTooLarge
-        return await spool_body(receive, self._max_body_bytes)
+        return await spool_body(receive, limit)
 
 
 def _signed_project_id(headers: dict[str, list[str]], authorization: AuthorizationHeader) -> str | None:
