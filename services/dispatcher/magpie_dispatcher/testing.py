@@ -14,6 +14,7 @@ from magpie.v1 import common_pb2, dispatch_pb2, task_pb2
 from magpie_common.config import Settings
 from magpie_common.ids import now_ms, stable_id
 from magpie_common.kafka import EventProducer
+from magpie_common.send_window import SendWindow
 from magpie_common.topics import DELIVERY, DISPATCH, topic_name
 from magpie_dispatcher.config import ROLE_SEND, DispatcherConfig, SmscConfig
 from magpie_dispatcher.events import FINAL_STATUSES, batch_key
@@ -45,7 +46,8 @@ async def simulator(**overrides: Any) -> AsyncIterator[Any]:
 
 
 def config_for(port: int, smsc_options: dict[str, Any] | None = None, **overrides: Any) -> DispatcherConfig:
-    """A send-only configuration pointing every carrier at the simulator on ``port``."""
+    """A send-only configuration pointing every carrier at the simulator on ``port``. Its marketing window is always
+    open (a test must not depend on the hour it runs at); tests of the window pass ``marketing_window``."""
     smsc = SmscConfig(
         **{
             "host": "127.0.0.1",
@@ -66,6 +68,7 @@ def config_for(port: int, smsc_options: dict[str, Any] | None = None, **override
         sweep_interval_s=0.2,
         reconnect_backoff_s=0.1,
         reconnect_backoff_max_s=0.5,
+        marketing_window=SendWindow.parse("00:00-00:00"),
     )
     return replace(base, **overrides)
 

@@ -16,6 +16,7 @@ from magpie.v1 import common_pb2, dispatch_pb2, task_pb2
 from magpie_common.config import Settings
 from magpie_common.ids import now_ms
 from magpie_common.kafka import EventProducer
+from magpie_common.send_window import SendWindow
 from magpie_common.topics import DISPATCH, TASK_CONTROL
 from magpie_dispatcher.deferral import CANCELLED, REASON_SCHEDULED, REASON_WINDOW, RELEASED, WAITING, Deferrals
 from magpie_dispatcher.events import batch_key, message_id
@@ -42,7 +43,8 @@ class FakeClock:
 
 
 def worker(settings: Settings, port: int, clock: FakeClock) -> Worker:
-    result = Worker(settings, config_for(port, deferral_interval_s=0.1))
+    window = SendWindow.parse()  # the default 08:00-21:00 Asia/Shanghai, against the fake clock
+    result = Worker(settings, config_for(port, deferral_interval_s=0.1, marketing_window=window))
     result.role.deferrals.clock = clock
     return result
 
