@@ -140,21 +140,23 @@ async def test_one_document_per_batch_and_url_and_replays_create_no_second_entry
     assert len(ids) == len(set(ids)) == 9
     assert await harness.outbox.count(PENDING) == 9
 
-    # Died between the id records and the document: a replay adopts the receipts (nothing lost, written once).
-    orphans = items(url, [20, 21, 22])
-    await harness.outbox.ids.insert_many(
-        [{"_id": i["_id"], "doc": "never-written", "expire_at": utcnow()} for i in orphans]
+    # Two instances writing overlapping batches at the same time: every receipt is held by exactly one document.
+    first, second = await asyncio.gather(
+        store(harness.outbox, idle, items(url, [20, 21, 22])), store(harness.outbox, idle, items(url, [21, 22, 23]))
     )
-    adopted = await store(harness.outbox, idle, items(url, [21, 22, 23]))
-    assert sorted(r["receipt"]["msg_id"] for d in adopted for r in d["receipts"]) == ["MSG-21", "MSG-22", "MSG-23"]
-    assert await store(harness.outbox, idle, items(url, [21, 22, 23])) == []
+    both = [r["receipt"]["msg_id"] for d in [*first, *second] for r in d["receipts"]]
+    assert sorted(both) == ["MSG-20", "MSG-21", "MSG-22", "MSG-23"]
+    assert await store(harness.outbox, idle, items(url, [20, 21, 22, 23])) == []
+    docs = await harness.documents()
+    ids = [r["id"] for d in docs for r in d["receipts"]]
+    assert len(ids) == len(set(ids)) == 13
 
     sender = await harness.run(harness.sender())
     await harness.wait_documents(all_done)
     await harness.stop(sender)
-    assert posted(customer, "/a") == Counter({f"MSG-{n}": 1 for n in [0, 1, 2, 3, 4, 5, 6, 7, 21, 22, 23]})
+    assert posted(customer, "/a") == Counter({f"MSG-{n}": 1 for n in [0, 1, 2, 3, 4, 5, 6, 7, 20, 21, 22, 23]})
     assert posted(customer, "/b") == Counter({"MSG-100": 1})
-    assert await harness.outbox.count(DONE) == 12
+    assert await harness.outbox.count(DONE) == 13
 
 
 async def test_a_partially_failed_document_retries_only_its_failed_receipts(
