@@ -293,7 +293,7 @@ async def test_callback_received_after_sdk_registration_and_review(settings: Set
 
         # The tenant without a template-status URL got nothing, once its event was consumed.
         async def all_consumed() -> bool:
-            return await consumed(settings, receipts.template_status_loop.group_id)
+            return await consumed(settings, receipts.loop.group_id)
 
         await eventually(all_consumed)
         assert [path for path, _, _ in hooks.posts] == ["/status", "/status"]

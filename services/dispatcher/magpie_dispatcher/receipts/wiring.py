@@ -1,5 +1,5 @@
-"""Assembly of the receipt sender: four consumer loops (groups receipts-callbacks, receipts-delivery,
-receipts-link, receipts-template-status) and the outbox sender."""
+"""Assembly of the receipt sender: one consumer loop (group ``receipts``) over CALLBACKS, AIM_TEMPLATE_STATUS,
+DELIVERY and LINK, and the outbox sender."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from magpie.v1 import billing_pb2, dispatch_pb2, link_pb2, template_status_pb2
 from magpie_common.config import Settings
-from magpie_common.kafka import ConsumerLoop, EventProducer
+from magpie_common.kafka import ConsumerLoop, EventProducer, Route
 from magpie_common.storage import mongo_client
 from magpie_common.topics import AIM_TEMPLATE_STATUS, CALLBACKS, DELIVERY, LINK
 from magpie_dispatcher.receipts.config import ReceiptsConfig
@@ -29,9 +29,14 @@ from magpie_dispatcher.receipts.template_status import TemplateStatusProducer
 
 log = logging.getLogger(__name__)
 
-# One consumer group per topic ("receipts-<topic>"): a single group over three topics would rebalance all three
-# loops of every instance whenever any of them joins or leaves.
-GROUP_PREFIX = "receipts"
+# One consumer group over the four topics: an idle consumer costs its broker a fetch session and a group membership,
+# so one instead of four. Each fetch is handled route by route: callback registrations first (the reference data
+# the receipts of the same fetch are routed by), then template statuses, deliveries and link events, each route at
+# most its own max_records per handler call. Upgrading from the four groups receipts-callbacks, -delivery, -link and
+# -template-status: the new group starts from the beginning of the topics' retention; the replayed receipts are
+# deduplicated by the outbox (their documents are kept MAGPIE_RECEIPT_DONE_RETENTION_S, 7 days, beyond the topics'
+# retention), so nothing is POSTed twice; callback registrations are replayed in order (the last one wins, as before).
+GROUP_ID = "receipts"
 SERVICE_DB = "dispatcher"
 
 
@@ -47,27 +52,15 @@ class ReceiptsComponents:
     receipt_producer: ReceiptProducer
     http: httpx.AsyncClient
     sender: ReceiptSender
-    callbacks_loop: ConsumerLoop[billing_pb2.CallbackConfigured]
-    delivery_loop: ConsumerLoop[dispatch_pb2.DeliveryBatch]
-    link_loop: ConsumerLoop[link_pb2.LinkEvent]
-    template_status_loop: ConsumerLoop[template_status_pb2.AimTemplateStatus]
+    loop: ConsumerLoop[Any]
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
-        """The long-running coroutines: four consumer loops and the sender (last)."""
-        return [
-            self.callbacks_loop.run(),
-            self.delivery_loop.run(),
-            self.link_loop.run(),
-            self.template_status_loop.run(),
-            self.sender.run(),
-        ]
+        """The long-running coroutines: the consumer loop and the sender (last)."""
+        return [self.loop.run(), self.sender.run()]
 
     def stop(self) -> None:
         """Ask every worker to finish its batch in hand and return (POSTs in progress complete)."""
-        self.callbacks_loop.stop()
-        self.delivery_loop.stop()
-        self.link_loop.stop()
-        self.template_status_loop.stop()
+        self.loop.stop()
         self.sender.stop()
 
     async def close(self) -> None:
@@ -84,10 +77,7 @@ class ReceiptsComponents:
             mongo_ok = False
         return {
             "receipts_mongodb": mongo_ok,
-            "receipts_callbacks_consumer": self.callbacks_loop.ready,
-            "receipts_delivery_consumer": self.delivery_loop.ready,
-            "receipts_link_consumer": self.link_loop.ready,
-            "receipts_template_status_consumer": self.template_status_loop.ready,
+            "receipts_consumer": self.loop.ready,
             "receipts_sender": self.sender.running,
         }
 
@@ -109,7 +99,6 @@ async def build_receipts(settings: Settings, config: ReceiptsConfig | None = Non
     )
     sender = ReceiptSender(outbox, config, http, signer)
     receipt_producer = ReceiptProducer(registry, outbox, config, sender)
-    common: dict[str, Any] = {"producer": producer}
     components = ReceiptsComponents(
         settings=settings,
         config=config,
@@ -121,38 +110,20 @@ async def build_receipts(settings: Settings, config: ReceiptsConfig | None = Non
         receipt_producer=receipt_producer,
         http=http,
         sender=sender,
-        callbacks_loop=ConsumerLoop(
+        loop=ConsumerLoop(
             settings,
-            group_id=f"{GROUP_PREFIX}-callbacks",
-            topic=CALLBACKS,
-            message_type=billing_pb2.CallbackConfigured,
-            handler=registry.handle,
-            **common,
-        ),
-        delivery_loop=ConsumerLoop(
-            settings,
-            group_id=f"{GROUP_PREFIX}-delivery",
-            topic=DELIVERY,
-            message_type=dispatch_pb2.DeliveryBatch,
-            handler=receipt_producer.handle_delivery,
-            **common,
-        ),
-        link_loop=ConsumerLoop(
-            settings,
-            group_id=f"{GROUP_PREFIX}-link",
-            topic=LINK,
-            message_type=link_pb2.LinkEvent,
-            handler=receipt_producer.handle_link,
-            max_records=500,
-            **common,
-        ),
-        template_status_loop=ConsumerLoop(
-            settings,
-            group_id=f"{GROUP_PREFIX}-template-status",
-            topic=AIM_TEMPLATE_STATUS,
-            message_type=template_status_pb2.AimTemplateStatus,
-            handler=TemplateStatusProducer(receipt_producer).handle,
-            **common,
+            group_id=GROUP_ID,
+            producer=producer,
+            routes=[
+                Route(CALLBACKS, billing_pb2.CallbackConfigured, registry.handle),
+                Route(
+                    AIM_TEMPLATE_STATUS,
+                    template_status_pb2.AimTemplateStatus,
+                    TemplateStatusProducer(receipt_producer).handle,
+                ),
+                Route(DELIVERY, dispatch_pb2.DeliveryBatch, receipt_producer.handle_delivery),
+                Route(LINK, link_pb2.LinkEvent, receipt_producer.handle_link, max_records=500),
+            ],
         ),
     )
     log.info(
