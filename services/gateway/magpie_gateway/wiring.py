@@ -1,4 +1,4 @@
-"""Building the gateway from the settings: database, producer, the consumer loops and the application.
+"""Building the gateway from the settings: database, producer, the consumer loop, the workers and the application.
 
 ``build`` is what ``python -m magpie_gateway`` runs and what the tests use to run the gateway in-process
 against the real infrastructure.
@@ -15,15 +15,16 @@ from pymongo import AsyncMongoClient
 
 from magpie.v1 import dispatch_pb2, link_pb2, resolve_pb2, template_pb2
 from magpie_common.config import Settings
-from magpie_common.kafka import ConsumerLoop, EventProducer
+from magpie_common.kafka import ConsumerLoop, EventProducer, Route
 from magpie_common.storage import mongo_client, redis_client, service_db
-from magpie_common.topics import CLASSIFIED, DELIVERY, LINK, TEMPLATE_REVIEWED, VMS_DELIVERY
+from magpie_common.topics import CLASSIFIED, DELIVERY, LINK, TEMPLATE_REVIEWED, VMS_DELIVERY, Topic
 from magpie_gateway.app import create_app
 from magpie_gateway.auth import RedisReplayStore, ReplayStore
 from magpie_gateway.config import GatewayConfig
 from magpie_gateway.context import GatewayContext
 from magpie_gateway.db import Collections, ensure_indexes
 from magpie_gateway.exports_worker import ExportWorker
+from magpie_gateway.offset_migration import adopt_legacy_offsets
 from magpie_gateway.projector import Projector
 from magpie_gateway.replay_scope import UnsafeMethodsReplayStore
 from magpie_gateway.reviews import ReviewProjector
@@ -31,12 +32,36 @@ from magpie_gateway.sa_publish import SaPublicationWorker
 from magpie_gateway.tenants import CredentialCache, TenantStore
 from magpie_gateway.vms_projector import VmsProjector
 
-# Consumer groups (ConsumerLoop puts them in the deployment's namespace).
-REVIEWS_GROUP = "gateway-reviews"
-CLASSIFIED_GROUP = "gateway-projector-classified"
-DELIVERY_GROUP = "gateway-projector-delivery"
-LINK_GROUP = "gateway-projector-link"
-VMS_GROUP = "gateway-projector-vms"
+# The gateway's one consumer group (ConsumerLoop puts it in the deployment's namespace): every topic the gateway
+# reads goes through ONE Kafka consumer (an idle consumer costs the broker and the client a fetch session and a
+# group membership each; the gateway used to run five). See ``routes``.
+GROUP = "gateway"
+# The groups of earlier versions, one per topic; their committed offsets seed GROUP's (``offset_migration``).
+LEGACY_GROUPS: dict[str, Topic] = {
+    "gateway-reviews": TEMPLATE_REVIEWED,
+    "gateway-projector-classified": CLASSIFIED,
+    "gateway-projector-delivery": DELIVERY,
+    "gateway-projector-link": LINK,
+    "gateway-projector-vms": VMS_DELIVERY,
+}
+
+
+def routes(reviews: ReviewProjector, projector: Projector, vms: VmsProjector) -> list[Route[Any]]:
+    """The topics of the gateway's consumer, in the order the records of one fetch are handled, each with the
+    batch size its own consumer had before.
+
+    Review decisions first: they are few, and a customer waits for them; the projections after them. The
+    projections need no order among themselves (``read_model``: each array is written by one event kind, the
+    counters are recomputed from the arrays, final delivery states outrank SUBMITTED, a VMS status only moves
+    forward), so CLASSIFIED before DELIVERY before LINK is only the pipeline's natural order, not a requirement.
+    """
+    return [
+        Route(TEMPLATE_REVIEWED, template_pb2.TemplateReviewed, reviews.handle, max_records=50),
+        Route(CLASSIFIED, resolve_pb2.ClassifiedBatch, projector.on_classified, max_records=20),
+        Route(DELIVERY, dispatch_pb2.DeliveryBatch, projector.on_delivery, max_records=50),
+        Route(LINK, link_pb2.LinkEvent, projector.on_link, max_records=500),
+        Route(VMS_DELIVERY, dispatch_pb2.DeliveryBatch, vms.on_delivery, max_records=50),
+    ]
 
 
 @dataclass
@@ -107,51 +132,12 @@ async def build(settings: Settings, config: GatewayConfig | None = None) -> Gate
             replay_store = UnsafeMethodsReplayStore(replay_store)
     reviews = ReviewProjector(collections, context)
     projector = Projector(collections)
+    # Before the consumer joins: an upgraded deployment continues where the per-topic groups stopped.
+    await adopt_legacy_offsets(settings, GROUP, LEGACY_GROUPS)
     loops: list[ConsumerLoop[Any] | ExportWorker | SaPublicationWorker] = [
         ConsumerLoop(
-            settings,
-            group_id=REVIEWS_GROUP,
-            topic=TEMPLATE_REVIEWED,
-            message_type=template_pb2.TemplateReviewed,
-            handler=reviews.handle,
-            producer=producer,
-        ),
-        ConsumerLoop(
-            settings,
-            group_id=CLASSIFIED_GROUP,
-            topic=CLASSIFIED,
-            message_type=resolve_pb2.ClassifiedBatch,
-            handler=projector.on_classified,
-            producer=producer,
-            max_records=20,
-        ),
-        ConsumerLoop(
-            settings,
-            group_id=DELIVERY_GROUP,
-            topic=DELIVERY,
-            message_type=dispatch_pb2.DeliveryBatch,
-            handler=projector.on_delivery,
-            producer=producer,
-            max_records=50,
-        ),
-        ConsumerLoop(
-            settings,
-            group_id=LINK_GROUP,
-            topic=LINK,
-            message_type=link_pb2.LinkEvent,
-            handler=projector.on_link,
-            producer=producer,
-            max_records=500,
-        ),
-        ConsumerLoop(
-            settings,
-            group_id=VMS_GROUP,
-            topic=VMS_DELIVERY,
-            message_type=dispatch_pb2.DeliveryBatch,
-            handler=VmsProjector(collections).on_delivery,
-            producer=producer,
-            max_records=50,
-        ),
+            settings, group_id=GROUP, routes=routes(reviews, projector, VmsProjector(collections)), producer=producer
+        )
     ]
     export_worker = ExportWorker(context)
     loops.append(export_worker)
