@@ -271,11 +271,15 @@ class ExportWorker(PeriodicWorker):
         context: GatewayContext,
         *,
         poll_s: float | None = None,
+        max_poll_s: float | None = None,
         lease_s: float | None = None,
         max_rows: int | None = None,
         retention_days: float | None = None,
     ) -> None:
-        super().__init__(poll_s if poll_s is not None else env_float("MAGPIE_EXPORT_POLL_S", 2.0))
+        super().__init__(
+            poll_s if poll_s is not None else env_float("MAGPIE_EXPORT_POLL_S", 2.0),
+            max_interval_s=max_poll_s if max_poll_s is not None else env_float("MAGPIE_EXPORT_POLL_MAX_S", 30.0),
+        )
         self._context = context
         self._c = context.collections
         self._files = GeneratedFiles(context.collections.database)
@@ -288,7 +292,8 @@ class ExportWorker(PeriodicWorker):
 
     @property
     def poll_s(self) -> float:
-        """Seconds between looks for a job when none is waiting (``wake()`` looks at once)."""
+        """Seconds between looks for a job while jobs keep coming; idle, the wait doubles up to ``max_interval_s``
+        (``periodic``). ``wake()`` (a job created or retried on this replica) looks at once."""
         return self.interval_s
 
     async def round(self) -> bool:
