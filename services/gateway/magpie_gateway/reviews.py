@@ -1,5 +1,6 @@
 """Reviews: signatures, SMS templates and AIM templates go to template-review as ``TemplateSubmitted``; its
-``TemplateReviewed`` decisions come back on TEMPLATE_REVIEWED (the first route of the gateway's consumer, ``wiring.routes``).
+``TemplateReviewed`` decisions come back on TEMPLATE_REVIEWED (the first route of the gateway's consumer,
+``wiring.routes``).
 
 Review states shown by the API:
 
