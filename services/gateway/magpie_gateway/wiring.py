@@ -16,6 +16,7 @@ from pymongo import AsyncMongoClient
 from magpie.v1 import dispatch_pb2, link_pb2, resolve_pb2, template_pb2
 from magpie_common.config import Settings
 from magpie_common.kafka import ConsumerLoop, EventProducer, Route
+from magpie_common.offset_migration import adopt_legacy_offsets
 from magpie_common.storage import mongo_client, redis_client, service_db
 from magpie_common.topics import CLASSIFIED, DELIVERY, LINK, TEMPLATE_REVIEWED, VMS_DELIVERY, Topic
 from magpie_gateway.app import create_app
@@ -24,7 +25,6 @@ from magpie_gateway.config import GatewayConfig
 from magpie_gateway.context import GatewayContext
 from magpie_gateway.db import Collections, ensure_indexes
 from magpie_gateway.exports_worker import ExportWorker
-from magpie_gateway.offset_migration import adopt_legacy_offsets
 from magpie_gateway.projector import Projector
 from magpie_gateway.replay_scope import UnsafeMethodsReplayStore
 from magpie_gateway.reviews import ReviewProjector

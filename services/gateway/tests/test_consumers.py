@@ -1,21 +1,15 @@
 """The gateway reads every topic it consumes through ONE Kafka consumer (group ``gateway``): review decisions and
-the CLASSIFIED, DELIVERY, LINK and VMS_DELIVERY projections all arrive through it; an upgraded deployment's new
-group starts where the per-topic groups of earlier versions stopped (``offset_migration``)."""
+the CLASSIFIED, DELIVERY, LINK and VMS_DELIVERY projections all arrive through it. (How the new group takes over the
+offsets of the per-topic groups of earlier versions: libs/magpie-common/tests/test_offset_migration.py.)"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from magpie.v1 import common_pb2, dispatch_pb2, template_pb2
-from magpie_common.config import Settings
-from magpie_common.kafka import ConsumerLoop, Decoded, EventProducer
-from magpie_common.topics import CLASSIFIED, DELIVERY, LINK, TEMPLATE_REVIEWED, VMS_DELIVERY, topic_name
-from magpie_gateway.offset_migration import adopt_legacy_offsets
-from magpie_gateway.wiring import GROUP, LEGACY_GROUPS
+from magpie.v1 import common_pb2, dispatch_pb2
+from magpie_common.kafka import ConsumerLoop
+from magpie_common.topics import CLASSIFIED, DELIVERY, LINK, TEMPLATE_REVIEWED, VMS_DELIVERY
+from magpie_gateway.wiring import GROUP
 
 from .conftest import Harness, eventually, recipients
 from .test_projection import SUBMITTED, classified, delivery, mobile, resolved, summary
@@ -80,55 +74,3 @@ async def test_one_consumer_projects_every_topic(harness: Harness) -> None:
             return doc is not None and doc["st"] == [0, int(dispatch_pb2.DELIVERY_STATUS_DELIVERED)]
 
         await eventually(vms_projected)
-
-
-async def _committed(settings: Settings, group: str, partitions: list[TopicPartition]) -> dict[int, int | None]:
-    consumer = AIOKafkaConsumer(
-        **settings.kafka_client_options(),  # type: ignore[arg-type]
-        group_id=settings.topic_prefix + group,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        return {tp.partition: await consumer.committed(tp) for tp in partitions}
-    finally:
-        await consumer.stop()
-
-
-async def test_the_new_group_starts_where_the_legacy_groups_stopped(settings: Settings) -> None:
-    producer = EventProducer(settings, "gateway-tests")
-    await producer.start()
-    try:
-        for i in range(9):
-            message = template_pb2.TemplateReviewed(subject_id=f"s{i}", revision=1)
-            await producer.send(TEMPLATE_REVIEWED, f"s{i}", message)
-        # The reviews group of the earlier version consumes (and commits) all nine decisions.
-        seen: list[Decoded[template_pb2.TemplateReviewed]] = []
-
-        async def handle(batch: Sequence[Decoded[template_pb2.TemplateReviewed]]) -> None:
-            seen.extend(batch)
-
-        legacy = ConsumerLoop(
-            settings,
-            group_id="gateway-reviews",
-            topic=TEMPLATE_REVIEWED,
-            message_type=template_pb2.TemplateReviewed,
-            handler=handle,
-            producer=producer,
-        )
-        running = asyncio.create_task(legacy.run())
-        await eventually(lambda: len(seen) == 9)
-        legacy.stop()
-        await running
-    finally:
-        await producer.stop()
-    partitions = [TopicPartition(topic_name(settings, TEMPLATE_REVIEWED), p) for p in range(3)]
-    old = await _committed(settings, "gateway-reviews", partitions)
-    assert sum(offset or 0 for offset in old.values()) == 9
-
-    seeded = await adopt_legacy_offsets(settings, GROUP, LEGACY_GROUPS)
-    assert seeded == sum(1 for offset in old.values() if offset is not None)
-    assert await _committed(settings, GROUP, partitions) == old
-    # Only partitions without a commit of their own are seeded: a second start changes nothing.
-    assert await adopt_legacy_offsets(settings, GROUP, LEGACY_GROUPS) == 0

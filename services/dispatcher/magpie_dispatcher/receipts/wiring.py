@@ -16,8 +16,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from magpie.v1 import billing_pb2, dispatch_pb2, link_pb2, template_status_pb2
 from magpie_common.config import Settings
 from magpie_common.kafka import ConsumerLoop, EventProducer, Route
+from magpie_common.offset_migration import adopt_legacy_offsets
 from magpie_common.storage import mongo_client
-from magpie_common.topics import AIM_TEMPLATE_STATUS, CALLBACKS, DELIVERY, LINK
+from magpie_common.topics import AIM_TEMPLATE_STATUS, CALLBACKS, DELIVERY, LINK, Topic
 from magpie_dispatcher.receipts.config import ReceiptsConfig
 from magpie_dispatcher.receipts.destination import guarded_client
 from magpie_dispatcher.receipts.outbox import Outbox
@@ -32,11 +33,16 @@ log = logging.getLogger(__name__)
 # One consumer group over the four topics: an idle consumer costs its broker a fetch session and a group membership,
 # so one instead of four. Each fetch is handled route by route: callback registrations first (the reference data
 # the receipts of the same fetch are routed by), then template statuses, deliveries and link events, each route at
-# most its own max_records per handler call. Upgrading from the four groups receipts-callbacks, -delivery, -link and
-# -template-status: the new group starts from the beginning of the topics' retention; the replayed receipts are
-# deduplicated by the outbox (their documents are kept MAGPIE_RECEIPT_DONE_RETENTION_S, 7 days, beyond the topics'
-# retention), so nothing is POSTed twice; callback registrations are replayed in order (the last one wins, as before).
+# most its own max_records per handler call.
 GROUP_ID = "receipts"
+# The groups of earlier versions, one per topic: their committed offsets seed GROUP_ID's (``offset_migration``), so
+# an upgraded deployment continues where they stopped instead of replaying the topics.
+LEGACY_GROUPS: dict[str, Topic] = {
+    "receipts-callbacks": CALLBACKS,
+    "receipts-delivery": DELIVERY,
+    "receipts-link": LINK,
+    "receipts-template-status": AIM_TEMPLATE_STATUS,
+}
 SERVICE_DB = "dispatcher"
 
 
@@ -92,6 +98,7 @@ async def build_receipts(settings: Settings, config: ReceiptsConfig | None = Non
     outbox = Outbox(db["outbox"], done_retention_s=config.done_retention_s, dead_retention_s=config.dead_retention_s)
     await registry.ensure_indexes()
     await outbox.ensure_indexes()
+    await adopt_legacy_offsets(settings, GROUP_ID, LEGACY_GROUPS)  # before the consumer joins
     producer = EventProducer(settings, client_id="dispatcher-receipts")
     await producer.start()
     http = guarded_client(

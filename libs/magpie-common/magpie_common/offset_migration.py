@@ -1,12 +1,11 @@
 """Carrying the committed offsets of renamed consumer groups over to the group that replaces them.
 
-The gateway used to read each topic in a group of its own (``gateway-reviews``, ``gateway-projector-*``) and now
-reads them all in one group (``wiring.GROUP``). A new group has no committed offsets, so without this it would
-start from ``auto_offset_reset``: ``earliest`` replays every retained record (harmless, the handlers are
-idempotent, but a week of delivery events is a long catch-up during which new events wait), ``latest`` loses
-whatever was produced while no gateway ran. Instead, before the consumer starts, every partition for which the new
-group has no committed offset gets the one the old group committed for it (offset commits outside a group
-generation, as a manually assigned consumer makes them).
+A service that merges the per-topic consumer groups of an earlier version into one group (``ConsumerLoop`` with
+``routes``) would otherwise start that group from ``auto_offset_reset``: ``earliest`` replays every retained record
+(harmless for idempotent handlers only while their deduplication records outlive the topic's retention, and a long
+catch-up during which new events wait), ``latest`` loses whatever was produced while no instance ran. Instead,
+before the consumer starts, every partition for which the new group has no committed offset gets the one the old
+group committed for it (offset commits outside a group generation, as a manually assigned consumer makes them).
 
 What a restart of an existing deployment then does: the new group continues exactly where the old groups stopped
 (nothing lost, nothing replayed beyond the at-least-once window). While old instances still run (a rolling
@@ -16,6 +15,9 @@ write the same offsets; a seed landing after the new group's first commit moves 
 group's position, again a harmless replay. A partition the old group never committed starts from
 ``auto_offset_reset`` (earliest), as before. Once every partition has a commit in the new group this is a few
 offset look-ups at start-up and nothing else; the old groups can then be deleted.
+
+Used by the gateway (``magpie_gateway.wiring``) and the dispatcher's receipts role
+(``magpie_dispatcher.receipts.wiring``).
 """
 
 from __future__ import annotations
