@@ -129,6 +129,21 @@ class Infra:
         if redis_server is None:
             raise RuntimeError("redis-server not found: run 'make install' (installs the Debian package redis-server)")
         p = self.profile
+
+        def secantus_server(port: int, name: str) -> tuple[list[str], int]:
+            path = str(self.state / name)
+            return [
+                secantus,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--storage-path",
+                path,
+                "--log-level",
+                "WARNING",
+            ], port
+
         commands = {
             "kafka": (
                 [
@@ -145,20 +160,7 @@ class Infra:
                 ],
                 p.kafka_port,
             ),
-            "mongodb": (
-                [
-                    secantus,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(p.mongodb_port),
-                    "--storage-path",
-                    str(self.state / "mongodb"),
-                    "--log-level",
-                    "WARNING",
-                ],
-                p.mongodb_port,
-            ),
+            "mongodb": secantus_server(p.mongodb_port, "mongodb"),
             "redis": (
                 [
                     redis_server,
@@ -183,12 +185,7 @@ class Infra:
             ),
         }
         if p.mongodb_2_port is not None:
-            cmd, _ = commands["mongodb"]
-            path = cmd.index("--storage-path") + 1
-            second = [*cmd]
-            second[cmd.index("--port") + 1] = str(p.mongodb_2_port)
-            second[path] = str(self.state / "mongodb-2")
-            commands["mongodb-2"] = (second, p.mongodb_2_port)
+            commands["mongodb-2"] = secantus_server(p.mongodb_2_port, "mongodb-2")
         return commands
 
     def names(self) -> list[str]:
