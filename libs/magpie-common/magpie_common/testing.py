@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import Message
@@ -12,7 +12,35 @@ from google.protobuf.message import Message
 from magpie_common.config import Settings
 from magpie_common.topics import Topic, topic_name
 
+if TYPE_CHECKING:
+    import httpx
+
 M = TypeVar("M", bound=Message)
+
+
+async def wait_ready(http: httpx.AsyncClient, url: str = "/readyz", *, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Poll a readiness endpoint until it answers 200 and return its checks; on timeout, raise with the last answer.
+
+    Readiness is eventually true (a consumer loop is ready once its consumer started, MongoDB once a ping answers
+    within 2 s): a test that asserts it once, on a loaded machine, asserts a race.
+    """
+    import httpx
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    last = "no answer"
+    while True:
+        try:
+            response = await http.get(url)
+            if response.status_code == 200:
+                checks: dict[str, Any] = response.json()["checks"]
+                return checks
+            last = f"{response.status_code} {response.text}"
+        except httpx.TransportError as exc:
+            last = repr(exc)
+        if loop.time() > deadline:
+            raise TimeoutError(f"{url} not ready after {timeout_s} s: {last}")
+        await asyncio.sleep(0.1)
 
 
 async def collect(

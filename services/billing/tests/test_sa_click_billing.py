@@ -14,7 +14,7 @@ from magpie_billing.products import Product
 from magpie_billing.units import sa_click_unit_id, units_from_sa_click
 from magpie_common.config import Settings
 from magpie_common.kafka import EventProducer
-from magpie_common.testing import collect
+from magpie_common.testing import collect, wait_ready
 from magpie_common.topics import DLQ, SA_CLICKS, USAGE
 
 pytestmark = pytest.mark.integration
@@ -74,8 +74,7 @@ async def test_clicks_are_charged_once(settings: Settings) -> None:
                 return sum(r["charged"] for r in rows if r["product"] == "SA_CLICK")
 
             assert await charged() == 2
-            ready = await http.get("/readyz")
-            assert ready.json()["checks"]["sa_click_consumer"] is True
+            assert (await wait_ready(http))["sa_click_consumer"] is True
     finally:
         billing.stop()
         await asyncio.wait_for(asyncio.gather(*workers, return_exceptions=True), 30)

@@ -14,7 +14,7 @@ from magpie_billing.clock import to_ms, utcnow
 from magpie_billing.units import resolution_unit_id, sms_unit_id
 from magpie_common.config import Settings
 from magpie_common.kafka import EventProducer
-from magpie_common.testing import collect
+from magpie_common.testing import collect, wait_ready
 from magpie_common.topics import DELIVERY, LINK, USAGE
 
 pytestmark = pytest.mark.integration
@@ -94,8 +94,7 @@ async def test_consumes_delivery_and_link_topics_and_produces_usage_events(setti
                 1,
             )
             assert rows["AIM_RESOLUTION"]["on_demand"] == 1
-            ready = await http.get("/readyz")
-            assert ready.status_code == 200, ready.text
+            assert all((await wait_ready(http)).values())
     finally:
         billing.stop()
         await asyncio.wait_for(asyncio.gather(*workers), timeout=30)

@@ -14,7 +14,7 @@ from magpie_billing.app import build
 from magpie_billing.units import vms_unit_id
 from magpie_common.config import Settings
 from magpie_common.kafka import EventProducer
-from magpie_common.testing import collect
+from magpie_common.testing import collect, wait_ready
 from magpie_common.topics import USAGE, VMS_DELIVERY
 
 pytestmark = pytest.mark.integration
@@ -74,8 +74,7 @@ async def test_vms_deliveries_are_charged_as_vms(settings: Settings) -> None:
                 while duplicates() - duplicates_before < 2:
                     await asyncio.sleep(0.1)
             assert (await summary())["VMS"] == 2
-            ready = await http.get("/readyz")
-            assert ready.status_code == 200 and ready.json()["checks"]["vms_consumer"] is True
+            assert (await wait_ready(http))["vms_consumer"] is True
     finally:
         billing.stop()
         await asyncio.wait_for(asyncio.gather(*workers), timeout=30)

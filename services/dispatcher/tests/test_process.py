@@ -13,6 +13,7 @@ import pytest
 
 from magpie.v1 import dispatch_pb2
 from magpie_common.config import Settings
+from magpie_common.testing import wait_ready
 from magpie_dispatcher.events import message_id
 from magpie_dispatcher.testing import (
     SIM_PASSWORD,
@@ -51,19 +52,6 @@ def process_env(settings: Settings, smpp_port: int, http_port: int, **extra: str
         "MAGPIE_SMPP_PASSWORD": SIM_PASSWORD,
         **extra,
     }
-
-
-async def wait_ready(client: httpx.AsyncClient, timeout_s: float = 30) -> dict[str, bool]:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            try:
-                ready = await client.get("/readyz")
-                if ready.status_code == 200:
-                    checks: dict[str, bool] = ready.json()["checks"]
-                    return checks
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
 
 
 async def test_process_ready_then_sigterm_finishes_the_batch_in_hand_and_unbinds(settings: Settings) -> None:
@@ -116,7 +104,7 @@ async def test_process_runs_both_roles_by_default(settings: Settings) -> None:
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "magpie_dispatcher", env=env)
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client:
-                checks = await wait_ready(client, 60)
+                checks = await wait_ready(client, timeout_s=60)
                 assert checks == {"redis": True, "smpp": True, "consumer": True, "receipts": True}
                 metrics = (await client.get("/metrics")).text
                 assert "magpie_dispatcher_smpp_sessions_bound" in metrics

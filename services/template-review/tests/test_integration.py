@@ -13,7 +13,7 @@ from magpie.v1 import common_pb2, template_pb2
 from magpie_common.config import Settings
 from magpie_common.ids import stable_id
 from magpie_common.kafka import EventProducer
-from magpie_common.testing import collect
+from magpie_common.testing import collect, wait_ready
 from magpie_common.topics import TEMPLATE_REVIEWED, TEMPLATE_SUBMITTED
 from magpie_template_review.app import Components, build
 from magpie_template_review.config import ReviewConfig
@@ -163,8 +163,7 @@ async def test_automatic_reviews(settings: Settings) -> None:
             metrics = (await client.get("/metrics")).text
             assert 'magpie_template_review_rule_hits_total{rule_id="SENSITIVE_WORD"}' in metrics
             assert 'magpie_template_reviews_total{outcome="rejected",subject="aim_template"}' in metrics
-            ready = await client.get("/readyz")
-            assert ready.status_code == 200, ready.text
+            assert all((await wait_ready(client)).values())
 
 
 async def test_manual_decisions(settings: Settings) -> None:
