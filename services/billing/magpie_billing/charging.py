@@ -2,11 +2,13 @@
 
 One call charges a batch of units in a few round trips, whatever its size (up to ``txn_units`` per transaction):
 
-1. drop repeats within the batch, then find the units already in the ledger (one ``$in`` query);
+1. drop repeats within the batch, then find the units already charged (one ``$in`` query on ``charged_units``);
 2. in ONE transaction: read the usable packages of the batch's (tenant, product) pairs (one query), allocate
    (``allocation.allocate``: earliest expiry first, a unit split across packages when one runs out, the rest on
-   demand), insert the new ledger documents (``_id`` = unit id) and decrement the packages, each update guarded by
-   ``remaining >= taken`` so no package can go below zero;
+   demand), insert one ledger document per (tenant, product, task, source) of the chunk holding its units, one
+   ``charged_units`` mark per unit (``_id`` = unit id, no other index: the cheapest document a MongoDB server can
+   write) and decrement the packages, each update guarded by ``remaining >= taken`` so no package can go below
+   zero;
 3. a write conflict or a duplicate key (another consumer charged some of these units meanwhile) aborts the whole
    transaction; it is retried from step 1, which now sees those units as charged. Within one process the
    transactions run one at a time (they would only conflict on the package documents).
@@ -38,7 +40,7 @@ from magpie_billing import metrics
 from magpie_billing.allocation import Demand, PackageBalance, allocate, usable
 from magpie_billing.clock import Clock, from_ms, to_ms, utcnow
 from magpie_billing.products import Product
-from magpie_billing.store import BillingStore
+from magpie_billing.store import BillingStore, unit_entries
 from magpie_billing.units import BillableUnit
 
 log = logging.getLogger(__name__)
@@ -87,26 +89,46 @@ def retry_reason(exc: BaseException) -> str | None:
     return None
 
 
-def ledger_document(
+def unit_share(
     unit: BillableUnit, draws: Iterable[tuple[str, int]], on_demand: int, charged_at_ms: int
 ) -> dict[str, Any]:
+    """One unit's part of a ledger document: what it cost and where that came from."""
     packages = [{"package_id": package_id, "quantity": quantity} for package_id, quantity in draws]
-    charged_at = from_ms(charged_at_ms)
     return {
-        "_id": unit.unit_id,
-        "tenant_id": unit.tenant_id,
-        "product": unit.product.value,
+        "unit_id": unit.unit_id,
         "quantity": unit.quantity,
         "packages": packages,
         "from_packages": unit.quantity - on_demand,
         "on_demand": on_demand,
-        "source": unit.source.value,
         "source_event_id": unit.source_event_id,
-        "task_id": unit.task_id,
         "ref": unit.ref,
         "trace_id": unit.trace_id,
-        "occurred_at": from_ms(unit.occurred_at_ms) if unit.occurred_at_ms > 0 else charged_at,
-        "charged_at": charged_at,
+        "occurred_at": from_ms(unit.occurred_at_ms if unit.occurred_at_ms > 0 else charged_at_ms),
+    }
+
+
+def ledger_document(
+    doc_id: str,
+    tenant_id: str,
+    product: Product,
+    task_id: str,
+    source: str,
+    shares: list[dict[str, Any]],
+    charged_at_ms: int,
+) -> dict[str, Any]:
+    """The ledger document of a group of units charged together (see ``store``)."""
+    return {
+        "_id": doc_id,
+        "tenant_id": tenant_id,
+        "product": product.value,
+        "task_id": task_id,
+        "source": source,
+        "charged_at": from_ms(charged_at_ms),
+        "count": len(shares),
+        "quantity": sum(s["quantity"] for s in shares),
+        "from_packages": sum(s["from_packages"] for s in shares),
+        "on_demand": sum(s["on_demand"] for s in shares),
+        "units": shares,
     }
 
 
@@ -206,8 +228,7 @@ class Charger:
                 metrics.UNITS_CHARGED.labels(doc["product"], "on_demand").inc(doc["on_demand"])
 
     async def _existing(self, unit_ids: list[str]) -> dict[str, dict[str, Any]]:
-        cursor = self.store.ledger.find({"_id": {"$in": unit_ids}})
-        return {doc["_id"]: doc async for doc in cursor}
+        return await self.store.entries_of(unit_ids)
 
     async def _transaction(self, fresh: list[BillableUnit]) -> list[dict[str, Any]]:
         now = self.clock()
@@ -228,11 +249,18 @@ class Charger:
                 allocation = allocate(
                     [Demand(u.unit_id, u.quantity) for u in group], usable(balances.get(key, []), now)
                 )
+                shares: dict[tuple[str, str], list[dict[str, Any]]] = {}
                 for unit, share in zip(group, allocation.units, strict=True):
-                    docs.append(ledger_document(unit, share.draws, share.on_demand, now_ms))
+                    shares.setdefault((unit.task_id, unit.source.value), []).append(
+                        unit_share(unit, share.draws, share.on_demand, now_ms)
+                    )
+                for (task_id, source), group_shares in shares.items():
+                    docs.append(ledger_document(str(ObjectId()), key[0], key[1], task_id, source, group_shares, now_ms))
                 for package_id, quantity in allocation.taken.items():
                     oid = object_ids[(key[0], package_id)]
                     taken[oid] = taken.get(oid, 0) + quantity
+            marks = [{"_id": share["unit_id"], "b": doc["_id"]} for doc in docs for share in doc["units"]]
+            await self.store.charged_units.insert_many(marks, ordered=True, session=session)
             await self.store.ledger.insert_many(docs, ordered=True, session=session)
             if taken:
                 updates = [
@@ -245,7 +273,7 @@ class Charger:
                 outcome = await self.store.packages.bulk_write(updates, ordered=True, session=session)
                 if outcome.matched_count != len(updates):
                     raise PackageContention(f"{len(updates) - outcome.matched_count} package(s) changed")
-        return docs
+        return [entry for doc in docs for entry in unit_entries(doc)]
 
     async def _balances(
         self, groups: dict[tuple[str, Product], list[BillableUnit]], now: datetime, session: Any

@@ -101,7 +101,7 @@ class Settler:
                 {
                     "$group": {
                         "_id": {"tenant_id": "$tenant_id", "product": "$product"},
-                        "units": {"$sum": 1},
+                        "units": {"$sum": "$count"},
                         "quantity": {"$sum": "$quantity"},
                         "from_packages": {"$sum": "$from_packages"},
                         "on_demand": {"$sum": "$on_demand"},

@@ -1,15 +1,22 @@
-"""The billing database: quota packages, the ledger (one document per charged unit) and hourly settlements.
+"""The billing database: quota packages, the ledger (one document per charged batch) and hourly settlements.
 
 Collections of ``settings.db_name("billing")``:
 
 - ``packages``: ``tenant_id, package_id, product, total, remaining, valid_from, expires_at, created_at,
   updated_at``; unique ``(tenant_id, package_id)`` (idempotent purchase), ``(tenant_id, product, expires_at)``.
-- ``ledger``: ``_id`` = unit id (the unique key that makes charging idempotent), ``tenant_id, product, quantity,
-  packages [{package_id, quantity}], from_packages, on_demand, source, source_event_id, task_id, ref, trace_id,
-  occurred_at, charged_at``.
+- ``ledger``: one document per charge of a group of units with the same ``tenant_id, product, task_id, source``:
+  ``charged_at``, the totals ``count, quantity, from_packages, on_demand`` and ``units`` [{``unit_id, quantity,
+  packages [{package_id, quantity}], from_packages, on_demand, source_event_id, ref, trace_id, occurred_at``}].
+  A campaign of a million recipients writes about a thousand of these instead of a million indexed documents.
+- ``charged_units``: ``_id`` = unit id, ``b`` = the ledger document holding it. Inserted in the charge transaction
+  with the ledger document, its unique ``_id`` is what makes charging idempotent; it has no other index.
 - ``settlements``: one document per (tenant, hour, product) of ``charged_at``: ``units, quantity,
   from_packages, on_demand, final``; recomputed from the ledger by ``magpie_billing.settlement``.
 - ``settlement_state``: the watermark ``settled_through`` (every hour before it is final).
+
+A ledger written by an earlier version (one document per unit, ``_id`` = unit id, no ``units``) is converted in
+place at start-up (``migrate_unit_documents``): each such document becomes a ledger document of one unit, with its
+``charged_units`` entry, so a unit charged before the upgrade is still recognised when its event is redelivered.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -101,6 +108,21 @@ class ProductSummary:
         }
 
 
+#: The fields of a ledger document that every unit in it shares.
+BATCH_FIELDS = ("tenant_id", "product", "task_id", "source", "charged_at")
+
+
+def unit_entries(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """The units of a ledger document as one flat entry each (``_id`` = unit id plus the shared fields)."""
+    shared = {key: batch.get(key, "") for key in BATCH_FIELDS}
+    entries = []
+    for unit in batch.get("units", []):
+        entry = {"_id": unit["unit_id"], **shared, **unit}
+        del entry["unit_id"]
+        entries.append(entry)
+    return entries
+
+
 def ledger_entry_json(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "unit_id": doc["_id"],
@@ -131,7 +153,7 @@ def settlement_json(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 _TOTALS_GROUP = {
-    "units": {"$sum": 1},
+    "units": {"$sum": "$count"},
     "charged": {"$sum": "$quantity"},
     "from_packages": {"$sum": "$from_packages"},
     "on_demand": {"$sum": "$on_demand"},
@@ -145,6 +167,7 @@ class BillingStore:
         self.db = db
         self.packages: AsyncCollection = db["packages"]
         self.ledger: AsyncCollection = db["ledger"]
+        self.charged_units: AsyncCollection = db["charged_units"]
         self.settlements: AsyncCollection = db["settlements"]
         self.state: AsyncCollection = db["settlement_state"]
 
@@ -166,6 +189,39 @@ class BillingStore:
         await self.settlements.create_indexes(
             [IndexModel([("tenant_id", ASCENDING), ("hour", ASCENDING), ("product", ASCENDING)])]
         )
+        await self.migrate_unit_documents()
+
+    async def migrate_unit_documents(self, chunk: int = 500) -> int:
+        """Convert ledger documents of the one-document-per-unit layout in place; returns how many.
+
+        Resumable and idempotent: the ``charged_units`` entry is written before its document is replaced, and a
+        converted document no longer matches the query."""
+        converted = 0
+        legacy = {"units": {"$exists": False}}
+        while True:
+            docs = await self.ledger.find(legacy).limit(chunk).to_list()
+            if not docs:
+                return converted
+            await self.charged_units.bulk_write(
+                [UpdateOne({"_id": d["_id"]}, {"$set": {"b": d["_id"]}}, upsert=True) for d in docs], ordered=False
+            )
+            replacements = []
+            for doc in docs:
+                unit = {
+                    "unit_id": doc["_id"],
+                    **{k: doc.get(k) for k in ("quantity", "packages", "from_packages", "on_demand")},
+                    **{k: doc.get(k, "") for k in ("source_event_id", "ref", "trace_id")},
+                    "occurred_at": doc.get("occurred_at", doc["charged_at"]),
+                }
+                batch = {
+                    **{k: doc.get(k, "") for k in BATCH_FIELDS},
+                    "count": 1,
+                    **{k: doc.get(k, 0) for k in ("quantity", "from_packages", "on_demand")},
+                    "units": [unit],
+                }
+                replacements.append(ReplaceOne({"_id": doc["_id"], "units": {"$exists": False}}, batch))
+            await self.ledger.bulk_write(replacements, ordered=False)
+            converted += len(docs)
 
     # --- packages ---------------------------------------------------------------------------------------------
 
@@ -231,15 +287,44 @@ class BillingStore:
         offset: int = 0,
         limit: int = 100,
     ) -> tuple[int, list[dict[str, Any]]]:
-        """(total matching, one page of ledger documents in charge order)."""
+        """(total units matching, one page of unit entries in charge order; see ``unit_entries``).
+
+        Walks the matching ledger documents' counts (a small projection) to find the documents that hold the
+        page, then reads only those."""
         query: dict[str, Any] = {"tenant_id": tenant_id}
         if task_id:
             query["task_id"] = task_id
         if product is not None:
             query["product"] = product.value
-        total = await self.ledger.count_documents(query)
-        cursor = self.ledger.find(query).sort([("charged_at", 1), ("_id", 1)]).skip(offset).limit(limit)
-        return total, await cursor.to_list()
+        order = [("charged_at", 1), ("_id", 1)]
+        total = 0
+        wanted: list[tuple[Any, int]] = []  # (ledger document id, units of it before the page starts)
+        async for doc in self.ledger.find(query, projection={"count": 1}).sort(order):
+            count = int(doc.get("count", 0))
+            if total + count > offset and total < offset + limit:
+                wanted.append((doc["_id"], max(0, offset - total)))
+            total += count
+        if not wanted:
+            return total, []
+        by_id = {d["_id"]: d async for d in self.ledger.find({"_id": {"$in": [i for i, _ in wanted]}})}
+        page: list[dict[str, Any]] = []
+        for doc_id, skip in wanted:
+            page.extend(unit_entries(by_id[doc_id])[skip:])
+        return total, page[:limit]
+
+    async def entries_of(self, unit_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The unit entries of the given units that are in the ledger, by unit id."""
+        if not unit_ids:
+            return {}
+        marks = {d["_id"]: d["b"] async for d in self.charged_units.find({"_id": {"$in": unit_ids}})}
+        if not marks:
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        async for batch in self.ledger.find({"_id": {"$in": sorted(set(marks.values()), key=str)}}):
+            for entry in unit_entries(batch):
+                if entry["_id"] in marks:
+                    found[entry["_id"]] = entry
+        return found
 
     # --- settlements and summary ------------------------------------------------------------------------------
 
