@@ -60,8 +60,10 @@ fmt: install
 docs: install
 	$(PY) -m magpie_gateway.reference docs/api.md
 
+# make bench BENCH_ARGS="--recipients 100000 --single-recipients 5000" (see python -m magpie_devstack.bench -h)
+BENCH_ARGS ?=
 bench: install
-	$(PY) -m magpie_devstack.bench
+	$(PY) -m magpie_devstack.bench $(BENCH_ARGS)
 
 infra-up: install
 	$(VENV)/bin/magpie-infra up --profile run
